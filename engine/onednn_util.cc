@@ -1,0 +1,39 @@
+#include "engine/onednn_util.h"
+
+#include <omp.h>
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace gradwatch::engine {
+namespace {
+
+constexpr unsigned kFtzDaz = _MM_FLUSH_ZERO_ON | _MM_DENORMALS_ZERO_ON;
+
+void SetDenormalMode(bool flush) {
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(flush ? (csr | kFtzDaz) : (csr & ~kFtzDaz));
+}
+
+}  // namespace
+
+bool ConfigureComputeThreads(int threads, bool flush_denormals) {
+  omp_set_num_threads(threads);
+  // MXCSR is per thread: the primitives' work runs on this thread's OpenMP
+  // team, whose threads libgomp keeps and reuses for later parallel regions
+  // of the same size started from this thread.
+#pragma omp parallel num_threads(threads)
+  SetDenormalMode(flush_denormals);
+  SetDenormalMode(flush_denormals);
+  return (_mm_getcsr() & kFtzDaz) == kFtzDaz;
+}
+
+std::string OneDnnVersion() {
+  const dnnl_version_t* v = dnnl_version();
+  return absl::StrCat(v->major, ".", v->minor, ".", v->patch);
+}
+
+}  // namespace gradwatch::engine

@@ -1,0 +1,298 @@
+#include "engine/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/batcher.h"
+#include "engine/dataset.h"
+#include "engine/loss.h"
+#include "engine/lr_schedule.h"
+#include "engine/model.h"
+#include "engine/onednn_util.h"
+#include "engine/optimizer.h"
+#include "engine/spec_defaults.h"
+
+namespace gradwatch::engine {
+
+struct Trainer::State {
+  v1::JobSpec spec;  // defaults filled
+  DataSplit data;
+  int threads = 1;
+  v1::RunInfo run_info;
+  std::unique_ptr<Batcher> batcher;
+  std::vector<int32_t> batch_labels;
+  std::vector<float> batch_targets;
+
+  // Guards the parameters between the training thread's updates and
+  // GetModel/Predict from other threads.
+  absl::Mutex mu;
+  std::unique_ptr<Model> model ABSL_GUARDED_BY(mu);
+  std::unique_ptr<Optimizer> optimizer;
+  uint64_t steps_done ABSL_GUARDED_BY(mu) = 0;
+};
+
+namespace {
+
+// Loss and accuracy of the model on a whole dataset, forward-only.
+absl::Status Evaluate(Model& model, const v1::JobSpec& spec,
+                      const Dataset& data, double& loss, double& accuracy) {
+  double loss_sum = 0;
+  int64_t correct = 0;
+  const int width = model.output_units();
+  absl::Status status = model.ForEachInferenceChunk(
+      data.x.data(), data.rows, [&](const Net& net, int64_t row0, int n) {
+        const LossResult r = ComputeLoss(
+            spec.loss(), net.output(), n, width,
+            data.is_regression() ? nullptr : data.labels.data() + row0,
+            data.is_regression() ? data.targets.data() + row0 * width : nullptr,
+            nullptr);
+        loss_sum += r.loss * n;
+        correct += r.correct;
+      });
+  if (!status.ok()) return status;
+  loss = data.rows > 0 ? loss_sum / data.rows : 0;
+  accuracy = data.rows > 0 ? static_cast<double>(correct) / data.rows : 0;
+  return absl::OkStatus();
+}
+
+double GlobalGradNorm(const std::vector<ParamTensor>& tensors) {
+  double sum = 0;
+  for (const ParamTensor& t : tensors) {
+    float partial = 0;
+    for (int64_t i = 0; i < t.size; ++i) partial += t.grad[i] * t.grad[i];
+    sum += partial;
+  }
+  return std::sqrt(sum);
+}
+
+bool IsFinite(double v) { return std::isfinite(v); }
+
+}  // namespace
+
+Trainer::Trainer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Trainer::~Trainer() = default;
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
+    const v1::JobSpec& spec, const TrainerOptions& options) {
+  auto state = std::make_unique<State>();
+  absl::StatusOr<Dataset> all = LoadDataset(spec.data(), spec.loss());
+  if (!all.ok()) return all.status();
+  state->data = SplitDataset(*std::move(all), spec.data().validation_fraction(),
+                             spec.training().seed());
+  state->spec = WithDefaults(spec, state->data.train.rows);
+  const v1::TrainingSpec& training = state->spec.training();
+  if (training.precision() == v1::TrainingSpec::BF16) {
+    return absl::UnimplementedError(
+        "training.precision BF16 is not available in this engine build; "
+        "use F32");
+  }
+  state->threads = training.threads() > 0 ? static_cast<int>(training.threads())
+                   : options.threads > 0  ? options.threads
+                                          : 1;
+  ConfigureComputeThreads(state->threads, training.flush_denormals());
+
+  const int batch = static_cast<int>(training.batch_size());
+  const Dataset& train = state->data.train;
+  {
+    absl::MutexLock lock(&state->mu);
+    auto model = Model::Create(state->spec, train.features, batch);
+    if (!model.ok()) return model.status();
+    state->model = *std::move(model);
+    state->optimizer = std::make_unique<Optimizer>(
+        state->spec.optimizer(), state->model->ParamTensors());
+  }
+  state->batcher = std::make_unique<Batcher>(train, batch, training.seed() + 1);
+  state->batch_labels.resize(batch);
+  state->batch_targets.resize(static_cast<size_t>(batch) *
+                              std::max(train.target_width, 0));
+
+  v1::RunInfo& info = state->run_info;
+  info.set_precision(v1::TrainingSpec::F32);
+  info.set_threads(state->threads);
+  info.set_parameters(CountParameters(state->spec.model(), train.features));
+  info.set_train_samples(train.rows);
+  info.set_validation_samples(state->data.validation.rows);
+  info.set_steps_total(training.steps());
+  info.set_batch_size(batch);
+  info.set_input_features(train.features);
+  info.set_engine_version(absl::StrCat("oneDNN ", OneDnnVersion()));
+  return std::unique_ptr<Trainer>(new Trainer(std::move(state)));
+}
+
+const v1::RunInfo& Trainer::run_info() const { return state_->run_info; }
+
+v1::Summary Trainer::Run(const EventCallback& on_event,
+                         const CancellationToken& cancel) {
+  State& s = *state_;
+  const v1::JobSpec& spec = s.spec;
+  const uint64_t total_steps = spec.training().steps();
+  const auto run_start = std::chrono::steady_clock::now();
+  s.run_info.set_denormals_flushed(
+      ConfigureComputeThreads(s.threads, spec.training().flush_denormals()));
+
+  v1::JobEvent event;
+  event.mutable_started()->CopyFrom(s.run_info);
+  on_event(event);
+
+  v1::Summary summary;
+  summary.set_state(v1::SUCCEEDED);
+  Model& model = *s.model;  // the pointer never changes after Create
+  Net& net = model.train_net();
+  const int batch = net.batch();
+  const int width = model.output_units();
+  const bool regression = s.data.train.is_regression();
+  std::vector<UpdateResult> updates(s.optimizer->tensors().size());
+  double last_loss = 0, last_accuracy = 0;
+  uint64_t step = 0;
+
+  absl::Status status = CatchDnnlErrors("training", [&] {
+    for (step = 1; step <= total_steps; ++step) {
+      if (cancel.cancelled()) {
+        summary.set_state(v1::CANCELLED);
+        --step;
+        break;
+      }
+      const auto step_start = std::chrono::steady_clock::now();
+      s.batcher->Next(net.input(), regression ? nullptr : s.batch_labels.data(),
+                      regression ? s.batch_targets.data() : nullptr);
+      net.Forward();
+      const LossResult loss = ComputeLoss(
+          spec.loss(), net.output(), batch, width,
+          regression ? nullptr : s.batch_labels.data(),
+          regression ? s.batch_targets.data() : nullptr, net.diff_output());
+      net.Backward();
+      const double grad_norm = GlobalGradNorm(s.optimizer->tensors());
+      const double clip = spec.optimizer().clip_grad_norm();
+      const float grad_scale = clip > 0 && grad_norm > clip
+                                   ? static_cast<float>(clip / grad_norm)
+                                   : 1.0f;
+      const double lr = LearningRateAt(spec.optimizer(), step, total_steps);
+      {
+        absl::MutexLock lock(&s.mu);
+        s.optimizer->Step(lr, grad_scale, updates);
+        model.UpdateRunningStats();
+        s.steps_done = step;
+      }
+      const double step_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                        step_start)
+              .count();
+
+      last_loss = loss.loss;
+      last_accuracy =
+          regression ? 0 : static_cast<double>(loss.correct) / batch;
+      event.Clear();
+      event.set_step(step);
+      v1::StepStats* stats = event.mutable_stats();
+      stats->set_step(step);
+      stats->set_epoch(s.batcher->epoch());
+      stats->set_loss(last_loss);
+      stats->set_accuracy(last_accuracy);
+      stats->set_learning_rate(lr);
+      stats->set_grad_norm(grad_norm);
+      stats->set_step_seconds(step_seconds);
+
+      const uint32_t val_every = spec.monitoring().validation_every();
+      if (s.data.validation.rows > 0 && val_every > 0 &&
+          (step % val_every == 0 || step == total_steps)) {
+        double val_loss = 0, val_accuracy = 0;
+        absl::Status eval;
+        {
+          absl::MutexLock lock(&s.mu);
+          eval =
+              Evaluate(model, spec, s.data.validation, val_loss, val_accuracy);
+        }
+        if (eval.ok()) {
+          stats->set_validation_loss(val_loss);
+          stats->set_validation_accuracy(val_accuracy);
+          summary.set_final_validation_loss(val_loss);
+          summary.set_final_validation_accuracy(val_accuracy);
+        }
+      }
+      on_event(event);
+
+      if (!IsFinite(loss.loss) || !IsFinite(grad_norm)) {
+        summary.set_state(v1::FAILED);
+        summary.set_diagnosis(v1::DIVERGED);
+        summary.set_diverged_step(step);
+        summary.set_diverged_tensor(IsFinite(loss.loss) ? "gradients" : "loss");
+        summary.set_error(absl::StrCat("non-finite ", summary.diverged_tensor(),
+                                       " at step ", step));
+        break;
+      }
+    }
+  });
+  if (!status.ok()) {
+    summary.set_state(v1::FAILED);
+    summary.set_error(std::string(status.message()));
+  }
+  summary.set_steps_completed(std::min(step, total_steps));
+  summary.set_final_loss(last_loss);
+  summary.set_final_accuracy(last_accuracy);
+  summary.set_train_seconds(std::chrono::duration<double>(
+                                std::chrono::steady_clock::now() - run_start)
+                                .count());
+  event.Clear();
+  event.set_step(summary.steps_completed());
+  event.mutable_summary()->CopyFrom(summary);
+  on_event(event);
+  return summary;
+}
+
+absl::StatusOr<v1::PredictResponse> Trainer::Predict(
+    const google::protobuf::RepeatedPtrField<v1::Example>& inputs) {
+  State& s = *state_;
+  const int features = s.data.train.features;
+  std::vector<float> x;
+  x.reserve(static_cast<size_t>(inputs.size()) * features);
+  for (int i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].x_size() != features) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inputs[", i, "].x has ", inputs[i].x_size(),
+                       " values, the model takes ", features));
+    }
+    for (float v : inputs[i].x()) {
+      if (!std::isfinite(v)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("inputs[", i, "].x has a non-finite value"));
+      }
+      x.push_back(v);
+    }
+  }
+  v1::PredictResponse response;
+  absl::MutexLock lock(&s.mu);
+  Model& model = *s.model;
+  const int width = model.output_units();
+  std::vector<float> probs(static_cast<size_t>(Model::kInferenceChunk) * width);
+  ConfigureComputeThreads(s.threads, s.spec.training().flush_denormals());
+  absl::Status status = model.ForEachInferenceChunk(
+      x.data(), inputs.size(), [&](const Net& net, int64_t, int n) {
+        ApplyOutputLink(s.spec.loss(), net.output(), n, width, probs.data());
+        for (int r = 0; r < n; ++r) {
+          v1::Prediction* p = response.add_predictions();
+          const float* row = probs.data() + static_cast<int64_t>(r) * width;
+          p->mutable_outputs()->Assign(row, row + width);
+          if (s.spec.loss() == v1::CROSS_ENTROPY) {
+            p->set_predicted_class(static_cast<uint32_t>(
+                std::max_element(row, row + width) - row));
+          } else if (s.spec.loss() == v1::BINARY_CROSS_ENTROPY) {
+            p->set_predicted_class(row[0] > 0.5f ? 1 : 0);
+          }
+        }
+      });
+  if (!status.ok()) return status;
+  return response;
+}
+
+absl::StatusOr<v1::Model> Trainer::GetModel() {
+  absl::MutexLock lock(&state_->mu);
+  absl::StatusOr<v1::Model> model = state_->model->Export();
+  if (model.ok()) model->set_step(state_->steps_done);
+  return model;
+}
+
+}  // namespace gradwatch::engine

@@ -6,12 +6,12 @@
 //   absl::Status valid = ValidateJobSpec(spec);        // the one check
 //   auto trainer = Trainer::Create(spec, {.threads = 2});
 //   if (!trainer.ok()) return trainer.status();
-//   CancellationToken cancel;                         // Cancel() from any thread
-//   v1::Summary summary = (*trainer)->Run(
+//   CancellationToken cancel;                         // Cancel() from any
+//   thread v1::Summary summary = (*trainer)->Run(
 //       [](const v1::JobEvent& event) { /* started, stats, alert, summary */ },
 //       cancel);
 //   auto outputs = (*trainer)->Predict(rows);          // trained model
-//   v1::Model model = (*trainer)->GetModel();           // plain-layout weights
+//   auto model = (*trainer)->GetModel();                // plain-layout weights
 //
 // The trainer knows nothing of gRPC or Prometheus: it reports through the
 // callback, which runs on the training thread and must be quick (copy the
@@ -74,8 +74,9 @@ class Trainer {
   absl::StatusOr<gradwatch::v1::PredictResponse> Predict(
       const google::protobuf::RepeatedPtrField<gradwatch::v1::Example>& inputs);
 
-  /// The current parameters in the plain layout of LayerParameters.
-  gradwatch::v1::Model GetModel();
+  /// The current parameters in the plain layout of LayerParameters, and
+  /// the step they were taken at.
+  absl::StatusOr<gradwatch::v1::Model> GetModel();
 
   /// How the run is configured (threads, FTZ, sizes); valid after Create.
   const gradwatch::v1::RunInfo& run_info() const;

@@ -1,0 +1,265 @@
+#include "engine/net.h"
+
+#include <cstring>
+#include <unordered_map>
+#include <utility>
+
+#include "engine/onednn_util.h"
+
+namespace gradwatch::engine {
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using dnnl::prop_kind;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+using ArgMap = std::unordered_map<int, memory>;
+using v1::Activation;
+
+constexpr float kBatchNormEpsilon = 1e-5f;
+
+// oneDNN's eltwise algorithm for an activation, or undef where the engine
+// computes it itself (LINEAR: identity; STEP: no oneDNN algorithm).
+algorithm EltwiseAlgorithm(Activation activation) {
+  switch (activation) {
+    case v1::RELU:
+    case v1::LEAKY_RELU:
+      return algorithm::eltwise_relu;
+    case v1::ELU:
+      return algorithm::eltwise_elu;
+    case v1::GELU:
+      return algorithm::eltwise_gelu_erf;
+    case v1::SIGMOID:
+      return algorithm::eltwise_logistic;
+    case v1::TANH:
+      return algorithm::eltwise_tanh;
+    default:
+      return algorithm::undef;
+  }
+}
+
+float EltwiseAlpha(const v1::LayerSpec& spec) {
+  switch (spec.activation()) {
+    case v1::LEAKY_RELU:
+      return spec.negative_slope();
+    case v1::ELU:
+      return spec.elu_alpha();
+    default:
+      return 0.0f;
+  }
+}
+
+}  // namespace
+
+Net::Net(dnnl::engine engine, int batch)
+    : engine_(std::move(engine)), stream_(engine_), batch_(batch) {}
+
+absl::StatusOr<std::unique_ptr<Net>> Net::Create(
+    const dnnl::engine& engine, std::vector<LayerParams>& params,
+    int input_features, int batch, Mode mode) {
+  std::unique_ptr<Net> net(new Net(engine, batch));
+  absl::Status status = CatchDnnlErrors("building the network", [&] {
+    net->Build(params, input_features, mode);
+  });
+  if (!status.ok()) return status;
+  return net;
+}
+
+const float* Net::output() const { return Data(layers_.back().out); }
+
+float* Net::diff_output() { return Data(layers_.back().diff_out); }
+
+void Net::Forward() {
+  for (const auto& op : forward_ops_) op();
+  stream_.wait();
+}
+
+void Net::Backward() {
+  for (const auto& op : backward_ops_) op();
+  stream_.wait();
+}
+
+void Net::Build(std::vector<LayerParams>& params, int input_features,
+                Mode mode) {
+  const bool training = mode == Mode::kTraining;
+  const prop_kind fwd_kind =
+      training ? prop_kind::forward_training : prop_kind::forward_inference;
+  const memory::dim batch = batch_;
+  auto plain_md = [&](int width) {
+    return memory::desc({batch, width}, dt::f32, tag::nc);
+  };
+  auto new_mem = [&](const memory::desc& md) { return memory(md, engine_); };
+  auto add = [](std::vector<std::function<void()>>& ops, dnnl::primitive prim,
+                ArgMap args, dnnl::stream& stream) {
+    ops.push_back([prim = std::move(prim), args = std::move(args), &stream] {
+      prim.execute(stream, args);
+    });
+  };
+
+  input_ = new_mem(plain_md(input_features));
+  layers_.resize(params.size());
+  // Backward ops are collected per layer, then appended in reverse order.
+  std::vector<std::vector<std::function<void()>>> layer_backward(params.size());
+
+  memory x = input_;
+  for (size_t l = 0; l < params.size(); ++l) {
+    LayerParams& p = params[l];
+    LayerActivations& la = layers_[l];
+    const auto& spec = p.spec;
+    const memory fc_src = x;
+    const memory::desc x_md = fc_src.get_desc();
+    const memory::desc y_md = plain_md(p.units);
+    const memory::desc bias_md({p.units}, dt::f32, tag::x);
+    const bool bn_before =
+        spec.batch_norm() == v1::LayerSpec::BEFORE_ACTIVATION;
+    const bool bn_after = spec.batch_norm() == v1::LayerSpec::AFTER_ACTIVATION;
+    const algorithm act_alg = EltwiseAlgorithm(spec.activation());
+    const bool is_step = spec.activation() == v1::STEP;
+
+    // ---- forward
+    dnnl::inner_product_forward::primitive_desc fc_pd(
+        {fwd_kind, x_md, p.weights_md, bias_md, y_md}, engine_);
+    la.fc_dst = new_mem(y_md);
+    add(forward_ops_, dnnl::inner_product_forward(fc_pd),
+        {{DNNL_ARG_SRC, fc_src},
+         {DNNL_ARG_WEIGHTS, p.weights},
+         {DNNL_ARG_BIAS, p.bias},
+         {DNNL_ARG_DST, la.fc_dst}},
+        stream_);
+
+    auto bn_flags = dnnl::normalization_flags::use_scale |
+                    dnnl::normalization_flags::use_shift;
+    if (!training)
+      bn_flags = bn_flags | dnnl::normalization_flags::use_global_stats;
+    dnnl::batch_normalization_forward::primitive_desc bn_pd;
+    if (bn_before || bn_after) {
+      bn_pd = dnnl::batch_normalization_forward::primitive_desc(
+          {fwd_kind, y_md, kBatchNormEpsilon, bn_flags}, engine_);
+      if (training) {
+        la.bn_mean = new_mem(bn_pd.mean_desc());
+        la.bn_var = new_mem(bn_pd.variance_desc());
+      } else {
+        la.bn_mean = p.bn_running_mean;
+        la.bn_var = p.bn_running_var;
+      }
+    }
+    auto add_bn_forward = [&](const memory& src, const memory& dst) {
+      add(forward_ops_, dnnl::batch_normalization_forward(bn_pd),
+          {{DNNL_ARG_SRC, src},
+           {DNNL_ARG_DST, dst},
+           {DNNL_ARG_SCALE, p.bn_scale},
+           {DNNL_ARG_SHIFT, p.bn_shift},
+           {DNNL_ARG_MEAN, la.bn_mean},
+           {DNNL_ARG_VARIANCE, la.bn_var}},
+          stream_);
+    };
+
+    la.z = la.fc_dst;
+    if (bn_before) {
+      la.z = new_mem(y_md);
+      add_bn_forward(la.fc_dst, la.z);
+    }
+
+    dnnl::eltwise_forward::primitive_desc act_pd;
+    if (act_alg != algorithm::undef) {
+      act_pd = dnnl::eltwise_forward::primitive_desc(
+          {fwd_kind, act_alg, y_md, EltwiseAlpha(spec), 0.0f}, engine_);
+      la.act = new_mem(y_md);
+      add(forward_ops_, dnnl::eltwise_forward(act_pd),
+          {{DNNL_ARG_SRC, la.z}, {DNNL_ARG_DST, la.act}}, stream_);
+    } else if (is_step) {
+      la.act = new_mem(y_md);
+      const float* z = Data(la.z);
+      float* a = Data(la.act);
+      const int64_t n = batch * p.units;
+      forward_ops_.push_back([z, a, n] {
+        for (int64_t i = 0; i < n; ++i) a[i] = z[i] > 0.0f ? 1.0f : 0.0f;
+      });
+    } else {
+      la.act = la.z;  // LINEAR
+    }
+
+    la.out = la.act;
+    if (bn_after) {
+      la.out = new_mem(y_md);
+      add_bn_forward(la.act, la.out);
+    }
+    x = la.out;
+
+    if (!training) continue;
+
+    // ---- backward, in reverse within the layer
+    auto& ops = layer_backward[l];
+    la.diff_out = new_mem(y_md);
+    la.diff_act = la.diff_out;
+    auto add_bn_backward = [&](const memory& src, const memory& diff_dst,
+                               const memory& diff_src) {
+      dnnl::batch_normalization_backward::primitive_desc bwd_pd(
+          {prop_kind::backward, y_md, y_md, kBatchNormEpsilon, bn_flags},
+          engine_, bn_pd);
+      add(ops, dnnl::batch_normalization_backward(bwd_pd),
+          {{DNNL_ARG_SRC, src},
+           {DNNL_ARG_MEAN, la.bn_mean},
+           {DNNL_ARG_VARIANCE, la.bn_var},
+           {DNNL_ARG_DIFF_DST, diff_dst},
+           {DNNL_ARG_SCALE, p.bn_scale},
+           {DNNL_ARG_SHIFT, p.bn_shift},
+           {DNNL_ARG_DIFF_SRC, diff_src},
+           {DNNL_ARG_DIFF_SCALE, p.diff_bn_scale},
+           {DNNL_ARG_DIFF_SHIFT, p.diff_bn_shift}},
+          stream_);
+    };
+    if (bn_after) {
+      la.diff_act = new_mem(y_md);
+      add_bn_backward(la.act, la.diff_out, la.diff_act);
+    }
+
+    if (act_alg != algorithm::undef) {
+      la.diff_z = new_mem(y_md);
+      dnnl::eltwise_backward::primitive_desc act_bwd_pd(
+          {act_alg, y_md, y_md, EltwiseAlpha(spec), 0.0f}, engine_, act_pd);
+      add(ops, dnnl::eltwise_backward(act_bwd_pd),
+          {{DNNL_ARG_SRC, la.z},
+           {DNNL_ARG_DIFF_DST, la.diff_act},
+           {DNNL_ARG_DIFF_SRC, la.diff_z}},
+          stream_);
+    } else if (is_step) {
+      // f' = 0 everywhere: the buffer is zeroed once and never written.
+      la.diff_z = new_mem(y_md);
+      std::memset(la.diff_z.get_data_handle(), 0, y_md.get_size());
+    } else {
+      la.diff_z = la.diff_act;  // LINEAR
+    }
+
+    la.diff_fc_dst = la.diff_z;
+    if (bn_before) {
+      la.diff_fc_dst = new_mem(y_md);
+      add_bn_backward(la.fc_dst, la.diff_z, la.diff_fc_dst);
+    }
+
+    dnnl::inner_product_backward_weights::primitive_desc fc_bwd_w_pd(
+        {x_md, p.weights_md, bias_md, y_md}, engine_, fc_pd);
+    add(ops, dnnl::inner_product_backward_weights(fc_bwd_w_pd),
+        {{DNNL_ARG_SRC, fc_src},
+         {DNNL_ARG_DIFF_DST, la.diff_fc_dst},
+         {DNNL_ARG_DIFF_WEIGHTS, p.diff_weights},
+         {DNNL_ARG_DIFF_BIAS, p.diff_bias}},
+        stream_);
+
+    if (l > 0) {  // nobody needs the input's gradient
+      dnnl::inner_product_backward_data::primitive_desc fc_bwd_d_pd(
+          {x_md, p.weights_md, y_md}, engine_, fc_pd);
+      add(ops, dnnl::inner_product_backward_data(fc_bwd_d_pd),
+          {{DNNL_ARG_DIFF_DST, la.diff_fc_dst},
+           {DNNL_ARG_WEIGHTS, p.weights},
+           {DNNL_ARG_DIFF_SRC, layers_[l - 1].diff_out}},
+          stream_);
+    }
+  }
+  for (size_t l = params.size(); l-- > 0;) {
+    for (auto& op : layer_backward[l]) backward_ops_.push_back(std::move(op));
+  }
+}
+
+}  // namespace gradwatch::engine

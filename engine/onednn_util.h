@@ -1,0 +1,50 @@
+#ifndef GRADWATCH_ENGINE_ONEDNN_UTIL_H_
+#define GRADWATCH_ENGINE_ONEDNN_UTIL_H_
+
+#include <exception>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace gradwatch::engine {
+
+/// The one place where oneDNN's exceptions become absl::Status: the
+/// engine's entry points run their oneDNN work through this.
+template <typename Fn>
+absl::Status CatchDnnlErrors(const char* what, Fn&& fn) {
+  try {
+    std::forward<Fn>(fn)();
+    return absl::OkStatus();
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(std::string(what) + ": oneDNN error " +
+                               std::to_string(e.status) + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(std::string(what) + ": out of memory");
+  }
+}
+
+/// Pointer to a CPU memory object's data.
+inline float* Data(const dnnl::memory& mem) {
+  return static_cast<float*>(mem.get_data_handle());
+}
+
+/// Number of f32 elements a memory descriptor occupies (padding included).
+inline int64_t Elements(const dnnl::memory::desc& md) {
+  return static_cast<int64_t>(md.get_size() / sizeof(float));
+}
+
+/// Sets the calling thread's OpenMP thread count (which oneDNN uses for the
+/// primitives this thread executes) and its denormal mode, and applies the
+/// same denormal mode to the threads of its OpenMP team. Returns whether
+/// FTZ/DAZ are in effect on the calling thread afterwards.
+bool ConfigureComputeThreads(int threads, bool flush_denormals);
+
+/// oneDNN's version, e.g. "2.6.3".
+std::string OneDnnVersion();
+
+}  // namespace gradwatch::engine
+
+#endif  // GRADWATCH_ENGINE_ONEDNN_UTIL_H_
