@@ -1,0 +1,72 @@
+#include "server/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/job_manager.h"
+#include "server/trainer_service.h"
+
+namespace gradwatch::server {
+
+GrpcServer::GrpcServer(const ServerOptions& options, std::string host)
+    : options_(options), host_(std::move(host)) {}
+
+GrpcServer::~GrpcServer() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
+    const ServerOptions& options) {
+  const size_t colon = options.listen.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--listen must be HOST:PORT, got \"", options.listen, "\""));
+  }
+  std::unique_ptr<GrpcServer> server(
+      new GrpcServer(options, options.listen.substr(0, colon)));
+  JobManagerOptions job_options;
+  job_options.workers = options.max_concurrent_jobs;
+  job_options.job_threads = options.job_threads;
+  job_options.max_queued_jobs = options.limits.max_queued_jobs;
+  job_options.max_watchers_per_job = options.limits.max_watchers_per_job;
+  server->jobs_ = std::make_unique<JobManager>(job_options);
+  server->service_ =
+      std::make_unique<TrainerService>(options.limits, server->jobs_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
+      options.limits.max_message_bytes, std::numeric_limits<int>::max())));
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen));
+  }
+  return server;
+}
+
+void GrpcServer::Shutdown() {
+  if (server_ == nullptr) return;
+  if (auto* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  jobs_->Shutdown(options_.shutdown_grace);
+  // Every job has ended: streams drain on their own; whatever is still
+  // open (a client that stopped reading) is cancelled after this.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_->Wait();
+  server_.reset();
+  service_.reset();
+  jobs_.reset();
+}
+
+}  // namespace gradwatch::server

@@ -1,0 +1,64 @@
+#ifndef GRADWATCH_SERVER_GRPC_SERVER_H_
+#define GRADWATCH_SERVER_GRPC_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/limits.h"
+
+namespace gradwatch::server {
+
+class JobManager;
+class TrainerService;
+
+/// How a server is set up; main fills it from the flags.
+struct ServerOptions {
+  /// HOST:PORT to bind; port 0 picks a free port.
+  std::string listen = "127.0.0.1:50051";
+  ServerLimits limits;
+  /// Jobs trained at once (worker threads).
+  int max_concurrent_jobs = 1;
+  /// oneDNN threads per job when its spec says 0.
+  int job_threads = 1;
+  /// On shutdown, how long running jobs may go on before they are stopped.
+  absl::Duration shutdown_grace = absl::Seconds(30);
+};
+
+/// The gradwatch gRPC server: the Trainer service over a JobManager, the
+/// standard health service (grpc.health.v1.Health, SERVING while up) and
+/// server reflection. Thread-safe; Shutdown may be called from any thread.
+class GrpcServer {
+ public:
+  /// Binds and starts serving. UNAVAILABLE if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const ServerOptions& options);
+  ~GrpcServer();
+
+  /// The bound port (the chosen one when the options said port 0).
+  int port() const { return port_; }
+  /// The host part of ServerOptions.listen.
+  const std::string& host() const { return host_; }
+
+  /// Reports NOT_SERVING, refuses new jobs, lets running jobs finish
+  /// within the shutdown grace (then marks them INTERRUPTED), lets their
+  /// streams drain, and stops the server. Idempotent.
+  void Shutdown();
+
+ private:
+  GrpcServer(const ServerOptions& options, std::string host);
+
+  const ServerOptions options_;
+  const std::string host_;
+  int port_ = 0;
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<TrainerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace gradwatch::server
+
+#endif  // GRADWATCH_SERVER_GRPC_SERVER_H_

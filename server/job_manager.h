@@ -1,0 +1,120 @@
+#ifndef GRADWATCH_SERVER_JOB_MANAGER_H_
+#define GRADWATCH_SERVER_JOB_MANAGER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gradwatch/v1/trainer.pb.h"
+#include "server/job_history.h"
+
+namespace gradwatch::server {
+
+struct JobManagerOptions {
+  /// Worker threads: jobs trained at once.
+  int workers = 1;
+  /// oneDNN threads per job when its spec leaves training.threads at 0.
+  int job_threads = 1;
+  /// Jobs waiting for a worker before Submit answers RESOURCE_EXHAUSTED.
+  int64_t max_queued_jobs = 64;
+  /// Streams following one job at once.
+  int64_t max_watchers_per_job = 32;
+};
+
+/// Runs jobs: a bounded queue, a pool of worker threads that each train one
+/// job at a time with engine::Trainer, and every job's record and history.
+/// States go QUEUED -> RUNNING -> SUCCEEDED / FAILED / CANCELLED, or
+/// INTERRUPTED when the manager shuts down under a job. Each job's events
+/// (its own state changes included) go to its JobHistory. A job's failure,
+/// even an exception out of the engine, ends that job only.
+///
+/// Specs must have passed engine::ValidateJobSpec and CheckLimits.
+/// Thread-safe; the destructor shuts down with no grace period.
+class JobManager {
+ public:
+  explicit JobManager(const JobManagerOptions& options);
+  ~JobManager();
+  JobManager(const JobManager&) = delete;
+  JobManager& operator=(const JobManager&) = delete;
+
+  /// Queues a job and returns its record (state QUEUED) at once.
+  /// RESOURCE_EXHAUSTED when the queue is full; UNAVAILABLE once shutting
+  /// down.
+  absl::StatusOr<gradwatch::v1::Job> Submit(const gradwatch::v1::JobSpec& spec);
+
+  /// The job's record, with its spec when `with_spec`. NOT_FOUND if unknown.
+  absl::StatusOr<gradwatch::v1::Job> Get(const std::string& job_id,
+                                         bool with_spec) const;
+
+  /// Newest first, paged, optionally only one state. INVALID_ARGUMENT for
+  /// a page_size over 1000 or a page_token this manager did not issue.
+  absl::StatusOr<gradwatch::v1::ListJobsResponse> List(
+      const gradwatch::v1::ListJobsRequest& request) const;
+
+  /// Cancels a queued job at once, a running one at its next step; a
+  /// finished job is returned unchanged. NOT_FOUND if unknown.
+  absl::StatusOr<gradwatch::v1::Job> Cancel(const std::string& job_id);
+
+  /// The job's history, for streams. NOT_FOUND if unknown.
+  absl::StatusOr<std::shared_ptr<JobHistory>> History(
+      const std::string& job_id) const;
+
+  /// Runs the job's model. NOT_FOUND if unknown; FAILED_PRECONDITION
+  /// before the job's trainer exists (queued, or failed before training).
+  /// May take a while: call it off gRPC's callback threads.
+  absl::StatusOr<gradwatch::v1::PredictResponse> Predict(
+      const gradwatch::v1::PredictRequest& request) const;
+
+  /// The job's current parameters; errors as Predict.
+  absl::StatusOr<gradwatch::v1::Model> GetModel(
+      const std::string& job_id) const;
+
+  /// Refuses new jobs, interrupts the queued ones, lets running jobs go on
+  /// for up to `grace`, then stops them (INTERRUPTED) and joins the
+  /// workers. Every history is closed when it returns. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  struct Entry;
+
+  std::shared_ptr<Entry> Find(const std::string& job_id) const;
+  void WorkerLoop();
+  void RunJob(const std::shared_ptr<Entry>& entry);
+  // Ends a job that never reached Run: a summary and the final state.
+  void EndWithoutRun(const std::shared_ptr<Entry>& entry,
+                     gradwatch::v1::JobState state, const std::string& reason);
+  // Records and emits the final state after the summary.
+  void EndJob(const std::shared_ptr<Entry>& entry,
+              const gradwatch::v1::Summary& summary);
+  bool WorkAvailable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool NothingRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const JobManagerOptions options_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Entry>> jobs_
+      ABSL_GUARDED_BY(mu_);
+  // Creation order, for ListJobs (newest first) and its page tokens.
+  std::map<uint64_t, std::shared_ptr<Entry>> by_creation_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_creation_ ABSL_GUARDED_BY(mu_) = 1;
+  std::deque<std::shared_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool workers_joined_ ABSL_GUARDED_BY(mu_) = false;
+  absl::BitGen id_bits_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace gradwatch::server
+
+#endif  // GRADWATCH_SERVER_JOB_MANAGER_H_

@@ -1,0 +1,128 @@
+// gradwatch-server: flag parsing and wiring only.
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/grpc_server.h"
+#include "server/limits.h"
+#include "server/signal_waiter.h"
+
+namespace {
+
+int CoreCount() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(cores);
+}
+
+const gradwatch::server::ServerLimits kDefaults;
+
+// --help lists the flags defined in this file (Abseil would otherwise look
+// for a file named after the program).
+bool IsThisFile(absl::string_view path) {
+  return absl::EndsWith(path, "server/main.cc");
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "HOST:PORT to serve on; port 0 picks a free port (see --port_file).");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound port is written to this file once the server "
+          "listens (for tests and scripts that use --listen=HOST:0).");
+ABSL_FLAG(int, max_concurrent_jobs, CoreCount(),
+          "Jobs trained at the same time, each on its own worker thread "
+          "(default: the number of cores).");
+ABSL_FLAG(int64_t, max_queued_jobs, kDefaults.max_queued_jobs,
+          "Jobs that may wait for a worker; a submission beyond it is "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_parameters, kDefaults.max_parameters,
+          "Largest model accepted, in trainable parameters.");
+ABSL_FLAG(int64_t, max_steps, kDefaults.max_steps,
+          "Most optimizer steps per job (epochs are converted to steps).");
+ABSL_FLAG(int64_t, max_batch_size, kDefaults.max_batch_size,
+          "Largest training.batch_size accepted.");
+ABSL_FLAG(int64_t, max_dataset_bytes, kDefaults.max_dataset_bytes,
+          "Largest dataset carried in a spec (inline rows or CSV), in bytes.");
+ABSL_FLAG(int64_t, max_message_bytes, kDefaults.max_message_bytes,
+          "Largest request message received, in bytes; keep it above "
+          "--max_dataset_bytes.");
+ABSL_FLAG(int64_t, max_watchers_per_job, kDefaults.max_watchers_per_job,
+          "Most WatchJob/Train streams open on one job at once.");
+ABSL_FLAG(int, job_threads, 0,
+          "oneDNN threads per job when the spec leaves training.threads at "
+          "0; 0 = cores / --max_concurrent_jobs, at least 1.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
+          "On SIGTERM/SIGINT, how long running jobs may continue before "
+          "they are stopped and marked INTERRUPTED.");
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask.
+  gradwatch::server::BlockTerminationSignals();
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = &IsThisFile;
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::SetProgramUsageMessage(
+      "Serves the gradwatch.v1.Trainer gRPC API: trains MLP jobs and streams "
+      "their per-layer gradient health.\nUsage: gradwatch-server [flags]");
+  absl::ParseCommandLine(argc, argv);
+
+  gradwatch::server::ServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.limits.max_parameters = absl::GetFlag(FLAGS_max_parameters);
+  options.limits.max_steps = absl::GetFlag(FLAGS_max_steps);
+  options.limits.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  options.limits.max_dataset_bytes = absl::GetFlag(FLAGS_max_dataset_bytes);
+  options.limits.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.limits.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
+  options.limits.max_watchers_per_job =
+      absl::GetFlag(FLAGS_max_watchers_per_job);
+  options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
+  if (options.max_concurrent_jobs < 1) {
+    std::fprintf(stderr, "--max_concurrent_jobs must be at least 1\n");
+    return 2;
+  }
+  options.job_threads = absl::GetFlag(FLAGS_job_threads);
+  if (options.job_threads <= 0) {
+    options.job_threads =
+        std::max(1, CoreCount() / options.max_concurrent_jobs);
+  }
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+
+  auto server = gradwatch::server::GrpcServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "gradwatch-server: %s\n",
+                 server.status().ToString().c_str());
+    return 1;
+  }
+  const std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (!port_file.empty()) {
+    // Written whole under a temporary name, then renamed: a reader never
+    // sees a partial port.
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->port() << "\n";
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      std::fprintf(stderr, "gradwatch-server: cannot write %s\n",
+                   port_file.c_str());
+      return 1;
+    }
+  }
+  std::printf("gradwatch-server listening on %s:%d\n",
+              (*server)->host().c_str(), (*server)->port());
+  std::fflush(stdout);
+
+  const int signal_number = gradwatch::server::WaitForTerminationSignal();
+  std::fprintf(stderr, "gradwatch-server: signal %d, shutting down\n",
+               signal_number);
+  (*server)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,66 @@
+#ifndef GRADWATCH_SERVER_TRAINER_SERVICE_H_
+#define GRADWATCH_SERVER_TRAINER_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "gradwatch/v1/trainer.grpc.pb.h"
+#include "server/job_manager.h"
+#include "server/limits.h"
+#include "server/task_runner.h"
+
+namespace gradwatch::server {
+
+/// The gradwatch.v1.Trainer service on gRPC's callback API, over a
+/// JobManager. Handlers never train or wait: record look-ups answer
+/// inline, Predict and GetModel run on the service's TaskRunner, streams
+/// are WatchReactors reading job histories. Thread-safe: gRPC calls the
+/// handlers from its own threads concurrently.
+class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
+ public:
+  /// `jobs` must outlive the service and every call it serves.
+  TrainerService(const ServerLimits& limits, JobManager* jobs);
+
+  grpc::ServerUnaryReactor* SubmitJob(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::SubmitJobRequest* request,
+      gradwatch::v1::Job* response) override;
+  grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchJob(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::WatchJobRequest* request) override;
+  grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* Train(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::TrainRequest* request) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const gradwatch::v1::GetJobRequest* request,
+                                   gradwatch::v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::ListJobsRequest* request,
+      gradwatch::v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::CancelJobRequest* request,
+      gradwatch::v1::Job* response) override;
+  grpc::ServerUnaryReactor* Predict(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::PredictRequest* request,
+      gradwatch::v1::PredictResponse* response) override;
+  grpc::ServerUnaryReactor* GetModel(
+      grpc::CallbackServerContext* context,
+      const gradwatch::v1::GetModelRequest* request,
+      gradwatch::v1::Model* response) override;
+
+ private:
+  // The admission check every submitted spec goes through: the engine's
+  // single validation point, then the server's limits.
+  absl::Status AdmitSpec(const gradwatch::v1::JobSpec& spec) const;
+
+  const ServerLimits limits_;
+  JobManager* const jobs_;
+  TaskRunner blocking_work_{2};
+};
+
+}  // namespace gradwatch::server
+
+#endif  // GRADWATCH_SERVER_TRAINER_SERVICE_H_

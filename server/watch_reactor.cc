@@ -1,0 +1,122 @@
+#include "server/watch_reactor.h"
+
+#include <utility>
+
+#include "server/status_util.h"
+
+namespace gradwatch::server {
+namespace {
+
+// Events taken from the history per lock: large enough for fast replay,
+// small enough to keep a reader's private backlog modest.
+constexpr size_t kReadBatch = 256;
+
+class FailedStream final
+    : public grpc::ServerWriteReactor<gradwatch::v1::JobEvent> {
+ public:
+  explicit FailedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Fail(
+    const grpc::Status& status) {
+  return new FailedStream(status);
+}
+
+grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Start(
+    std::shared_ptr<JobHistory> history, uint64_t from_step,
+    std::function<void()> on_cancel) {
+  auto reactor = std::make_shared<WatchReactor>(std::move(history), from_step,
+                                                std::move(on_cancel));
+  absl::Status added = reactor->history_->AddListener(reactor);
+  if (!added.ok()) {
+    if (reactor->on_cancel_) reactor->on_cancel_();
+    return Fail(ToGrpcStatus(added));
+  }
+  {
+    absl::MutexLock lock(&reactor->mu_);
+    reactor->self_ = reactor;
+  }
+  reactor->Advance();
+  return reactor.get();
+}
+
+WatchReactor::WatchReactor(std::shared_ptr<JobHistory> history,
+                           uint64_t from_step, std::function<void()> on_cancel)
+    : history_(std::move(history)),
+      from_step_(from_step),
+      on_cancel_(std::move(on_cancel)),
+      next_sequence_(history_->FirstSequenceAtStep(from_step)) {}
+
+void WatchReactor::OnHistoryChanged() { Advance(); }
+
+void WatchReactor::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    in_flight_.reset();
+    // A failed write means the call is over (cancelled or disconnected).
+    if (!ok) broken_ = true;
+  }
+  Advance();
+}
+
+void WatchReactor::OnCancel() {
+  {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+  }
+  if (on_cancel_) on_cancel_();
+  Advance();
+}
+
+void WatchReactor::OnDone() {
+  history_->RemoveListener(this);
+  std::shared_ptr<WatchReactor> self;
+  {
+    absl::MutexLock lock(&mu_);
+    self = std::move(self_);
+  }
+  // `self` may be the last owner: *this goes away when it does.
+}
+
+void WatchReactor::Advance() {
+  JobHistory::EventPtr next;
+  bool finish = false;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    if (in_flight_ != nullptr || finished_ || self_ == nullptr) return;
+    if (broken_) {
+      finished_ = finish = true;
+      status = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+    } else {
+      while (next == nullptr) {
+        if (pending_.empty()) {
+          const size_t before = pending_.size();
+          const bool closed =
+              history_->Read(next_sequence_, kReadBatch, &pending_);
+          next_sequence_ += pending_.size() - before;
+          if (pending_.empty()) {
+            if (closed) finished_ = finish = true;
+            break;
+          }
+        }
+        JobHistory::EventPtr event = std::move(pending_.front());
+        pending_.pop_front();
+        // Live events of steps before from_step (the job had not reached
+        // it when the stream started) are not part of the replay.
+        if (event->step() >= from_step_) next = std::move(event);
+      }
+      in_flight_ = next;
+    }
+  }
+  if (next != nullptr) {
+    StartWrite(next.get());
+  } else if (finish) {
+    Finish(status);
+  }
+}
+
+}  // namespace gradwatch::server
