@@ -1,0 +1,245 @@
+#include "engine/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace gradwatch::engine {
+namespace {
+
+using gradwatch::v1::OptimizerSpec;
+
+// The norms are reduced in kLanes independent f32 accumulators, each
+// element going to lane i % kLanes: GCC vectorizes this (a sum into one
+// accumulator would need -ffast-math, as vectorizing it reorders the
+// additions). Every kChunk elements the lanes are added into double, which
+// keeps a million-element sum accurate to about 1e-6.
+constexpr int kLanes = 16;
+constexpr int64_t kChunk = 1024;
+
+struct LaneSums {
+  float weight_sq[kLanes] = {};
+  float update_sq[kLanes] = {};
+  // Bitwise OR of before ^ after: zero iff every value is bit-identical,
+  // including updates too small for their square to be representable.
+  uint32_t changed_bits[kLanes] = {};
+
+  void Add(int lane, float before, float after) {
+    const float delta = after - before;
+    weight_sq[lane] += before * before;
+    update_sq[lane] += delta * delta;
+    uint32_t before_bits;
+    uint32_t after_bits;
+    std::memcpy(&before_bits, &before, sizeof(before_bits));
+    std::memcpy(&after_bits, &after, sizeof(after_bits));
+    changed_bits[lane] |= before_bits ^ after_bits;
+  }
+
+  void AddTo(UpdateResult& result, uint32_t& changed) const {
+    for (int k = 0; k < kLanes; ++k) {
+      result.weight_sq_before += weight_sq[k];
+      result.update_sq += update_sq[k];
+      changed |= changed_bits[k];
+    }
+  }
+};
+
+// Runs `update(i)`, which writes w[i] and returns {before, after}, for i in
+// [0, n), and gathers the statistics of the values it returns.
+template <typename Update>
+inline UpdateResult ForEachElement(int64_t n, Update&& update) {
+  UpdateResult result;
+  uint32_t changed = 0;
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t end = std::min(n, start + kChunk);
+    LaneSums sums;
+    int64_t i = start;
+    for (; i + kLanes <= end; i += kLanes) {
+      for (int k = 0; k < kLanes; ++k) {
+        const std::pair<float, float> w = update(i + k);
+        sums.Add(k, w.first, w.second);
+      }
+    }
+    for (; i < end; ++i) {
+      const std::pair<float, float> w = update(i);
+      sums.Add(0, w.first, w.second);
+    }
+    sums.AddTo(result, changed);
+  }
+  result.unchanged = changed == 0;
+  return result;
+}
+
+// The step's constants in the precision of the arithmetic (f32, as the
+// parameters), computed once outside the loops.
+struct Coefficients {
+  float lr;
+  float grad_scale;
+  float weight_decay;  // coupled L2
+  float decay;         // 1 - lr * decoupled_weight_decay
+  float momentum;
+  float beta1;
+  float one_minus_beta1;
+  float beta2;
+  float one_minus_beta2;
+  float adam_step_size;  // lr / (1 - beta1^t)
+  float adam_bc2_sqrt;   // sqrt(1 - beta2^t)
+  float rms_alpha;
+  float one_minus_rms_alpha;
+  float epsilon;
+};
+
+// The kernels below stay out of line so that each loop is vectorized on its
+// own, with the restrict qualifiers of its parameters intact.
+//
+// The decoupled decay scales the old weight and the rule's update is then
+// subtracted (PyTorch's AdamW order): w' = w (1 - lr λ) - lr u(g'(w)).
+[[gnu::noinline]] UpdateResult StepSgd(const Coefficients& c,
+                                       float* __restrict w,
+                                       const float* __restrict g, int64_t n) {
+  return ForEachElement(n, [&](int64_t i) {
+    const float before = w[i];
+    const float gp = c.grad_scale * g[i] + c.weight_decay * before;
+    const float after = before * c.decay - c.lr * gp;
+    w[i] = after;
+    return std::make_pair(before, after);
+  });
+}
+
+template <bool kNesterov>
+[[gnu::noinline]] UpdateResult StepMomentum(const Coefficients& c,
+                                            float* __restrict w,
+                                            const float* __restrict g,
+                                            float* __restrict v, int64_t n) {
+  return ForEachElement(n, [&](int64_t i) {
+    const float before = w[i];
+    const float gp = c.grad_scale * g[i] + c.weight_decay * before;
+    const float vi = c.momentum * v[i] + gp;
+    v[i] = vi;
+    const float direction = kNesterov ? gp + c.momentum * vi : vi;
+    const float after = before * c.decay - c.lr * direction;
+    w[i] = after;
+    return std::make_pair(before, after);
+  });
+}
+
+// The moments are non-negative, so sqrt never sets errno; compiled with
+// -fno-math-errno, GCC then vectorizes it (sqrtps) instead of branching to
+// the library call for negative arguments.
+[[gnu::noinline]] UpdateResult StepAdam(const Coefficients& c,
+                                        float* __restrict w,
+                                        const float* __restrict g,
+                                        float* __restrict m,
+                                        float* __restrict s, int64_t n) {
+  return ForEachElement(n, [&](int64_t i) {
+    const float before = w[i];
+    const float gp = c.grad_scale * g[i] + c.weight_decay * before;
+    const float mi = c.beta1 * m[i] + c.one_minus_beta1 * gp;
+    const float si = c.beta2 * s[i] + c.one_minus_beta2 * gp * gp;
+    m[i] = mi;
+    s[i] = si;
+    const float denom = std::sqrt(si) / c.adam_bc2_sqrt + c.epsilon;
+    const float after = before * c.decay - c.adam_step_size * mi / denom;
+    w[i] = after;
+    return std::make_pair(before, after);
+  });
+}
+
+[[gnu::noinline]] UpdateResult StepRmsProp(const Coefficients& c,
+                                           float* __restrict w,
+                                           const float* __restrict g,
+                                           float* __restrict s, int64_t n) {
+  return ForEachElement(n, [&](int64_t i) {
+    const float before = w[i];
+    const float gp = c.grad_scale * g[i] + c.weight_decay * before;
+    const float si = c.rms_alpha * s[i] + c.one_minus_rms_alpha * gp * gp;
+    s[i] = si;
+    const float after =
+        before * c.decay - c.lr * gp / (std::sqrt(si) + c.epsilon);
+    w[i] = after;
+    return std::make_pair(before, after);
+  });
+}
+
+bool IsAdam(OptimizerSpec::Kind kind) {
+  return kind == OptimizerSpec::ADAM || kind == OptimizerSpec::ADAMW;
+}
+
+}  // namespace
+
+Optimizer::Optimizer(const gradwatch::v1::OptimizerSpec& spec,
+                     std::vector<ParamTensor> tensors)
+    : spec_(spec), tensors_(std::move(tensors)) {
+  const OptimizerSpec::Kind kind = spec_.kind();
+  const bool sgd_momentum =
+      (kind == OptimizerSpec::SGD || kind == OptimizerSpec::KIND_UNSPECIFIED) &&
+      spec_.momentum() > 0;
+  const bool has_first = sgd_momentum || IsAdam(kind);
+  const bool has_second = IsAdam(kind) || kind == OptimizerSpec::RMSPROP;
+  first_.resize(tensors_.size());
+  second_.resize(tensors_.size());
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    const auto size = static_cast<size_t>(tensors_[k].size);
+    if (has_first) first_[k].assign(size, 0.0f);
+    if (has_second) second_[k].assign(size, 0.0f);
+  }
+}
+
+void Optimizer::Step(double lr, float grad_scale,
+                     std::vector<UpdateResult>& results) {
+  ++t_;
+  const OptimizerSpec::Kind kind = spec_.kind();
+  Coefficients c{};
+  c.lr = static_cast<float>(lr);
+  c.grad_scale = grad_scale;
+  c.weight_decay = static_cast<float>(spec_.weight_decay());
+  c.decay = static_cast<float>(1.0 - lr * spec_.decoupled_weight_decay());
+  c.momentum = static_cast<float>(spec_.momentum());
+  c.epsilon = static_cast<float>(spec_.epsilon());
+  if (IsAdam(kind)) {
+    const double b1 = spec_.beta1();
+    const double b2 = spec_.beta2();
+    const auto t = static_cast<double>(t_);
+    c.beta1 = static_cast<float>(b1);
+    c.one_minus_beta1 = static_cast<float>(1.0 - b1);
+    c.beta2 = static_cast<float>(b2);
+    c.one_minus_beta2 = static_cast<float>(1.0 - b2);
+    c.adam_step_size = static_cast<float>(lr / (1.0 - std::pow(b1, t)));
+    c.adam_bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
+  } else if (kind == OptimizerSpec::RMSPROP) {
+    const double alpha = spec_.rmsprop_alpha();
+    c.rms_alpha = static_cast<float>(alpha);
+    c.one_minus_rms_alpha = static_cast<float>(1.0 - alpha);
+  }
+
+  results.resize(tensors_.size());
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    const ParamTensor& p = tensors_[k];
+    switch (kind) {
+      case OptimizerSpec::ADAM:
+      case OptimizerSpec::ADAMW:
+        results[k] = StepAdam(c, p.value, p.grad, first_[k].data(),
+                              second_[k].data(), p.size);
+        break;
+      case OptimizerSpec::RMSPROP:
+        results[k] = StepRmsProp(c, p.value, p.grad, second_[k].data(), p.size);
+        break;
+      default:  // SGD, KIND_UNSPECIFIED
+        if (first_[k].empty()) {
+          results[k] = StepSgd(c, p.value, p.grad, p.size);
+        } else if (spec_.nesterov()) {
+          results[k] =
+              StepMomentum<true>(c, p.value, p.grad, first_[k].data(), p.size);
+        } else {
+          results[k] =
+              StepMomentum<false>(c, p.value, p.grad, first_[k].data(), p.size);
+        }
+        break;
+    }
+  }
+}
+
+}  // namespace gradwatch::engine
