@@ -1143,6 +1143,24 @@ TEST(ValidateCsvTest, ReportsTooFewRows) {
             "data.csv.content rows must be in [2, 1000000], got 1");
 }
 
+TEST(ValidateCsvTest, KeepsTheParserLabelColumnRange) {
+  v1::JobSpec spec = CsvSpec("1,2,0\n3,4,1\n", v1::CROSS_ENTROPY, 3);
+  spec.mutable_data()->mutable_csv()->set_label_column(3);
+  const absl::Status status = ValidateJobSpec(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              StartsWith("data.csv.label_column must be in [-3, 2]"));
+}
+
+TEST(ValidateCsvTest, ReportsTooManyFeatureColumns) {
+  std::string row;
+  for (int i = 0; i < 65537; ++i) row += "1,";
+  row += "0\n";
+  EXPECT_EQ(Message(CsvSpec(row + row, v1::CROSS_ENTROPY, 3)),
+            "data.csv.content feature columns must be in [1, 65536], got "
+            "65537");
+}
+
 TEST(ValidateCsvTest, ChecksLabelsAgainstTheLoss) {
   const std::string doc = "1,2,0\n3,4,1\n5,6,2\n";
   EXPECT_EQ(Message(CsvSpec(doc, v1::CROSS_ENTROPY, 2)),
