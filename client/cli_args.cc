@@ -1,0 +1,359 @@
+#include "client/cli_args.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+
+namespace gradwatch::client {
+namespace {
+
+namespace v1 = ::gradwatch::v1;
+
+struct Subcommand {
+  const char* name;
+  const char* args;  // placeholder names, for the usage line
+  int min_args;
+  int max_args;
+  const char* summary;
+  const char* details;
+};
+
+constexpr Subcommand kSubcommands[] = {
+    {"train", "SPEC.json", 1, 1,
+     "submit a job and stream its events until it ends",
+     "Submits the spec with the Train RPC and prints the job's events as they\n"
+     "arrive; the command ends with the job. Interrupting it (Ctrl-C) closes\n"
+     "the call, which cancels the job. With --local the job runs in this\n"
+     "process (no server), printing the same stream with job id \"local\";\n"
+     "Ctrl-C then cancels the run at the next step."},
+    {"submit", "SPEC.json", 1, 1, "queue a job and print its id",
+     "Sends the spec with SubmitJob and prints the new job's id (text) or the\n"
+     "Job (jsonl) at once; follow it with `gradwatch watch JOB`."},
+    {"watch", "JOB", 1, 1, "replay a job's events, then follow it live",
+     "Prints the job's history from --from-step on, then its events as they\n"
+     "happen until it ends. Interrupting it never cancels the job."},
+    {"list", "", 0, 0, "list jobs, newest first",
+     "Prints one line per job (id, state, diagnosis, progress, loss, name),\n"
+     "or one Job per line with --output jsonl."},
+    {"get", "JOB", 1, 1, "print a job as JSON",
+     "Prints the Job message (state, progress, run info, summary, spec)."},
+    {"cancel", "JOB", 1, 1, "cancel a queued or running job",
+     "A job that already ended is left as it is; its state is printed."},
+    {"predict", "JOB ROWS.csv", 2, 2, "run a trained model on CSV rows",
+     "Each line of ROWS.csv holds one input row: comma-separated numbers, as\n"
+     "many as the model's inputs. A first line that is not all numbers is a\n"
+     "header and is skipped. Prints one line per row: the predicted class and\n"
+     "the outputs (softmax or sigmoid probabilities, or raw regression\n"
+     "outputs), or one Prediction per line with --output jsonl."},
+    {"model", "JOB", 1, 1, "print a job's weights and biases as JSON",
+     "Prints the Model message (GetModel); its `layers` can be pasted into a\n"
+     "spec's model.initial_weights to reproduce a starting point."},
+    {"validate", "SPEC.json", 1, 1, "check a spec locally",
+     "Parses the spec and runs the same validation as the server, without\n"
+     "contacting it. Prints OK, or the first error with its field path."},
+    {"health", "", 0, 0, "check that the server is SERVING",
+     "Calls grpc.health.v1.Health/Check and prints the serving status; exits\n"
+     "0 only when it is SERVING (1 otherwise, 3 when unreachable)."},
+    {"help", "[SUBCOMMAND]", 0, 1, "describe the command or a subcommand",
+     "Prints the overview, or a subcommand's usage and flags."},
+};
+
+struct Flag {
+  const char* name;
+  const char* value;  // nullptr for a boolean flag
+  const char* help;
+  const char* only_for;  // nullptr: global
+};
+
+constexpr Flag kFlags[] = {
+    {"server", "HOST:PORT",
+     "server address; default $GRADWATCH_SERVER,\nelse 127.0.0.1:50051",
+     nullptr},
+    {"timeout", "SECONDS",
+     "deadline of each unary RPC (submit, get, list,\ncancel, predict, "
+     "model, health); default 30;\ndurations such as 2m also work",
+     nullptr},
+    {"connect-timeout", "SECONDS",
+     "how long to wait for the connection; default 5", nullptr},
+    {"output", "auto|text|jsonl",
+     "text for people, jsonl for programs (one JSON\nobject per line); "
+     "auto (default): text on a\nterminal, jsonl otherwise",
+     nullptr},
+    {"quiet", nullptr, "print only the outcome (the job's summary) and\nerrors",
+     nullptr},
+    {"help", nullptr, "describe the command or a subcommand", nullptr},
+    {"local", nullptr, "train in this process, without a server", "train"},
+    {"from-step", "N", "replay events from step N on; default 0 (all)",
+     "watch"},
+    {"state", "STATE",
+     "only jobs in STATE: queued, running, succeeded,\nfailed, cancelled or "
+     "interrupted",
+     "list"},
+};
+
+const Subcommand* FindSubcommand(absl::string_view name) {
+  for (const Subcommand& subcommand : kSubcommands) {
+    if (name == subcommand.name) return &subcommand;
+  }
+  return nullptr;
+}
+
+const Flag* FindFlag(absl::string_view name) {
+  for (const Flag& flag : kFlags) {
+    if (name == flag.name) return &flag;
+  }
+  return nullptr;
+}
+
+// Flags of one subcommand (or the global ones for nullptr), one per line,
+// their help wrapped under a column.
+std::string FlagLines(const char* only_for, bool name_subcommand) {
+  std::string text;
+  for (const Flag& flag : kFlags) {
+    const bool global = flag.only_for == nullptr;
+    if (only_for == nullptr
+            ? !global
+            : (global || absl::string_view(flag.only_for) != only_for)) {
+      continue;
+    }
+    const std::string left =
+        flag.value ? absl::StrCat("--", flag.name, " ", flag.value)
+                   : absl::StrCat("--", flag.name);
+    std::string help = flag.help;
+    if (name_subcommand && flag.only_for != nullptr) {
+      help = absl::StrCat(flag.only_for, ": ", help);
+    }
+    absl::StrAppend(
+        &text,
+        absl::StrFormat(
+            "  %-26s %s\n", left,
+            absl::StrReplaceAll(help, {{"\n", "\n" + std::string(29, ' ')}})));
+  }
+  return text;
+}
+
+absl::Status UsageError(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+absl::StatusOr<absl::Duration> ParseSeconds(absl::string_view flag,
+                                            absl::string_view value) {
+  double seconds = 0;
+  absl::Duration duration;
+  if (absl::SimpleAtod(value, &seconds)) {
+    duration = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(value, &duration)) {
+    duration = absl::ZeroDuration();
+  }
+  if (duration <= absl::ZeroDuration() ||
+      duration == absl::InfiniteDuration()) {
+    return UsageError(
+        absl::StrCat("--", flag, " must be a positive number of seconds, got '",
+                     value, "'"));
+  }
+  return duration;
+}
+
+absl::Status ApplyFlag(const Flag& flag, absl::string_view value,
+                       CommandLine* line) {
+  const absl::string_view name = flag.name;
+  if (name == "server") {
+    if (value.empty()) return UsageError("--server must not be empty");
+    line->server = std::string(value);
+  } else if (name == "timeout" || name == "connect-timeout") {
+    absl::StatusOr<absl::Duration> duration = ParseSeconds(name, value);
+    if (!duration.ok()) return duration.status();
+    (name == "timeout" ? line->timeout : line->connect_timeout) = *duration;
+  } else if (name == "output") {
+    if (value == "auto") {
+      line->output = OutputMode::kAuto;
+    } else if (value == "text") {
+      line->output = OutputMode::kText;
+    } else if (value == "jsonl") {
+      line->output = OutputMode::kJsonl;
+    } else {
+      return UsageError(absl::StrCat(
+          "--output must be auto, text or jsonl, got '", value, "'"));
+    }
+  } else if (name == "quiet") {
+    line->quiet = true;
+  } else if (name == "local") {
+    line->local = true;
+  } else if (name == "from-step") {
+    if (!absl::SimpleAtoi(value, &line->from_step)) {
+      return UsageError(absl::StrCat(
+          "--from-step must be a non-negative integer, got '", value, "'"));
+    }
+  } else if (name == "state") {
+    v1::JobState state;
+    if (!v1::JobState_Parse(absl::AsciiStrToUpper(value), &state) ||
+        state == v1::JOB_STATE_UNSPECIFIED) {
+      return UsageError(absl::StrCat(
+          "--state must be queued, running, succeeded, failed, cancelled or "
+          "interrupted, got '",
+          value, "'"));
+    }
+    line->state = state;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CommandLine> ParseCommandLine(
+    const std::vector<std::string>& args,
+    std::optional<std::string> server_env) {
+  CommandLine line;
+  if (server_env.has_value() && !server_env->empty()) line.server = *server_env;
+
+  std::vector<std::string> positional;
+  std::vector<std::pair<const Flag*, std::string>> flags;
+  bool help = false;
+  bool only_positional = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (only_positional || arg == "-" || !absl::StartsWith(arg, "-")) {
+      positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      only_positional = true;
+      continue;
+    }
+    if (arg == "-h") {
+      help = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      return UsageError(absl::StrCat("unknown flag '", arg, "'"));
+    }
+    const size_t equals = arg.find('=');
+    const std::string name = arg.substr(
+        2, equals == std::string::npos ? std::string::npos : equals - 2);
+    const Flag* flag = FindFlag(name);
+    if (flag == nullptr) {
+      return UsageError(absl::StrCat("unknown flag '--", name, "'"));
+    }
+    std::string value;
+    if (flag->value == nullptr) {
+      if (equals != std::string::npos) {
+        return UsageError(absl::StrCat("--", name, " takes no value"));
+      }
+    } else if (equals != std::string::npos) {
+      value = arg.substr(equals + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return UsageError(
+          absl::StrCat("--", name, " needs a value (", flag->value, ")"));
+    }
+    if (absl::string_view(flag->name) == "help") {
+      help = true;
+      continue;
+    }
+    flags.emplace_back(flag, value);
+  }
+
+  if (positional.empty()) {
+    if (help) {
+      line.command = "help";
+      return line;
+    }
+    return UsageError("no subcommand given");
+  }
+  const Subcommand* subcommand = FindSubcommand(positional.front());
+  if (subcommand == nullptr) {
+    return UsageError(
+        absl::StrCat("unknown subcommand '", positional.front(), "'"));
+  }
+  line.command = subcommand->name;
+  line.args.assign(positional.begin() + 1, positional.end());
+  if (help) {  // "gradwatch train --help" is "gradwatch help train"
+    if (line.command != "help") line.args = {line.command};
+    line.command = "help";
+    line.args.resize(std::min<size_t>(line.args.size(), 1));
+    if (!line.args.empty() && FindSubcommand(line.args[0]) == nullptr) {
+      return UsageError(
+          absl::StrCat("unknown subcommand '", line.args[0], "'"));
+    }
+    return line;
+  }
+  for (const auto& [flag, value] : flags) {
+    if (flag->only_for != nullptr && line.command != flag->only_for &&
+        line.command != "help") {
+      return UsageError(absl::StrCat("--", flag->name, " is a flag of '",
+                                     flag->only_for, "', not of '",
+                                     line.command, "'"));
+    }
+    absl::Status applied = ApplyFlag(*flag, value, &line);
+    if (!applied.ok()) return applied;
+  }
+  const int count = static_cast<int>(line.args.size());
+  if (count < subcommand->min_args || count > subcommand->max_args) {
+    return UsageError(absl::StrCat("usage: gradwatch ", subcommand->name,
+                                   subcommand->args[0] == '\0' ? "" : " ",
+                                   subcommand->args));
+  }
+  if (line.command == "help" && !line.args.empty() &&
+      FindSubcommand(line.args[0]) == nullptr) {
+    return UsageError(absl::StrCat("unknown subcommand '", line.args[0], "'"));
+  }
+  return line;
+}
+
+std::string UsageText() {
+  std::string text =
+      "gradwatch - train multilayer perceptrons on a gradwatch server and\n"
+      "watch the health of every layer's gradients.\n\n"
+      "usage: gradwatch [FLAGS] SUBCOMMAND [ARGS] [FLAGS]\n\n"
+      "subcommands:\n";
+  for (const Subcommand& subcommand : kSubcommands) {
+    const std::string left =
+        absl::StrCat(subcommand.name, subcommand.args[0] == '\0' ? "" : " ",
+                     subcommand.args);
+    absl::StrAppend(&text,
+                    absl::StrFormat("  %-26s %s\n", left, subcommand.summary));
+  }
+  absl::StrAppend(&text, "\nglobal flags:\n", FlagLines(nullptr, false));
+  absl::StrAppend(&text, "\nsubcommand flags:\n");
+  for (const Subcommand& subcommand : kSubcommands) {
+    absl::StrAppend(&text, FlagLines(subcommand.name, true));
+  }
+  absl::StrAppend(
+      &text,
+      "\nSpecs are JobSpec messages in protobuf's JSON mapping (see "
+      "examples/).\n"
+      "Flags may come before or after the subcommand; --flag=value and\n"
+      "--flag value are both accepted.\n\n"
+      "exit codes:\n"
+      "  0  success (for train and watch: the job SUCCEEDED; health: SERVING)\n"
+      "  1  the server answered with an error, or a local step failed (spec\n"
+      "     unreadable or invalid, health not SERVING)\n"
+      "  2  usage error (unknown subcommand or flag, missing argument)\n"
+      "  3  the server cannot be reached, or the connection was lost\n"
+      "  4  the job ended FAILED, CANCELLED or INTERRUPTED (train, watch)\n\n"
+      "`gradwatch help SUBCOMMAND` describes one subcommand.\n");
+  return text;
+}
+
+absl::StatusOr<std::string> SubcommandHelp(absl::string_view name) {
+  const Subcommand* subcommand = FindSubcommand(name);
+  if (subcommand == nullptr) {
+    return UsageError(absl::StrCat("unknown subcommand '", name, "'"));
+  }
+  std::string text = absl::StrCat(
+      "usage: gradwatch ", subcommand->name,
+      subcommand->args[0] == '\0' ? "" : " ", subcommand->args, " [FLAGS]\n\n",
+      subcommand->summary, ".\n\n", subcommand->details, "\n");
+  const std::string own = FlagLines(subcommand->name, false);
+  if (!own.empty()) absl::StrAppend(&text, "\nflags:\n", own);
+  absl::StrAppend(&text, "\nglobal flags:\n", FlagLines(nullptr, false));
+  return text;
+}
+
+}  // namespace gradwatch::client

@@ -1,0 +1,306 @@
+#include "client/commands.h"
+
+#include <atomic>
+#include <csignal>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+#include "client/event_printer.h"
+#include "client/local_run.h"
+#include "client/rows_csv.h"
+#include "client/spec_io.h"
+#include "engine/spec_validation.h"
+#include "engine/trainer.h"
+
+namespace gradwatch::client {
+namespace {
+
+namespace v1 = ::gradwatch::v1;
+
+// What a command needs besides its arguments.
+struct Context {
+  const CommandLine& line;
+  std::ostream& out;
+  std::ostream& err;
+  OutputFormat format;
+  bool live;
+};
+
+int ReportError(const absl::Status& status, std::ostream& err) {
+  if (status.code() == absl::StatusCode::kUnavailable &&
+      absl::StartsWith(status.message(), "cannot reach")) {
+    err << status.message() << '\n';
+    return kExitUnreachable;
+  }
+  err << "error: " << absl::StatusCodeToString(status.code()) << ": "
+      << status.message() << '\n';
+  return status.code() == absl::StatusCode::kUnavailable ? kExitUnreachable
+                                                         : kExitError;
+}
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const CommandLine& line) {
+  ClientOptions options;
+  options.connect_timeout = line.connect_timeout;
+  options.rpc_timeout = line.timeout;
+  return Client::Connect(line.server, options);
+}
+
+bool IsTerminalFailure(v1::JobState state) {
+  return state == v1::FAILED || state == v1::CANCELLED ||
+         state == v1::INTERRUPTED;
+}
+
+// The exit code of a finished event stream.
+int StreamOutcome(const absl::Status& status, const EventPrinter& printer,
+                  std::ostream& err) {
+  if (!status.ok()) return ReportError(status, err);
+  if (printer.state() == v1::SUCCEEDED) return kExitOk;
+  if (IsTerminalFailure(printer.state())) return kExitJobNotSucceeded;
+  err << "error: the event stream ended before the job did (state "
+      << v1::JobState_Name(printer.state()) << ")\n";
+  return kExitError;
+}
+
+PrinterOptions PrinterOptionsFor(const Context& context) {
+  PrinterOptions options;
+  options.format = context.format;
+  options.live = context.live;
+  options.quiet = context.line.quiet;
+  return options;
+}
+
+// A SIGINT during a local run cancels it at the next step, so that the run
+// still ends with its summary.
+std::atomic<engine::CancellationToken*> g_local_cancel{nullptr};
+
+extern "C" void CancelLocalRun(int /*signal*/) {
+  engine::CancellationToken* token = g_local_cancel.load();
+  if (token != nullptr) token->Cancel();
+}
+
+int TrainLocal(const Context& context, const v1::JobSpec& spec) {
+  EventPrinter printer(context.out, PrinterOptionsFor(context));
+  engine::CancellationToken cancel;
+  g_local_cancel.store(&cancel);
+  auto previous = std::signal(SIGINT, CancelLocalRun);
+  absl::StatusOr<v1::Summary> summary = RunLocalJob(
+      spec, [&](const v1::JobEvent& event) { printer.Print(event); }, cancel);
+  std::signal(SIGINT, previous);
+  g_local_cancel.store(nullptr);
+  printer.Finish();
+  return StreamOutcome(summary.status(), printer, context.err);
+}
+
+int Train(const Context& context) {
+  absl::StatusOr<v1::JobSpec> spec = ReadJobSpecFile(context.line.args[0]);
+  if (!spec.ok()) return ReportError(spec.status(), context.err);
+  if (context.line.local) return TrainLocal(context, *spec);
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  EventPrinter printer(context.out, PrinterOptionsFor(context));
+  absl::Status status = (*client)->Train(*spec, [&](const v1::JobEvent& event) {
+    printer.Print(event);
+    return true;
+  });
+  printer.Finish();
+  return StreamOutcome(status, printer, context.err);
+}
+
+int Watch(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  const std::string& job_id = context.line.args[0];
+  EventPrinter printer(context.out, PrinterOptionsFor(context));
+  if (context.line.from_step > 0) {
+    // The replay starts after the "started" event that carries the total.
+    absl::StatusOr<v1::Job> job = (*client)->GetJob(job_id);
+    if (!job.ok()) return ReportError(job.status(), context.err);
+    printer.set_steps_total(job->steps_total());
+  }
+  absl::Status status = (*client)->WatchJob(job_id, context.line.from_step,
+                                            [&](const v1::JobEvent& event) {
+                                              printer.Print(event);
+                                              return true;
+                                            });
+  printer.Finish();
+  return StreamOutcome(status, printer, context.err);
+}
+
+int Submit(const Context& context) {
+  absl::StatusOr<v1::JobSpec> spec = ReadJobSpecFile(context.line.args[0]);
+  if (!spec.ok()) return ReportError(spec.status(), context.err);
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<v1::Job> job = (*client)->SubmitJob(*spec);
+  if (!job.ok()) return ReportError(job.status(), context.err);
+  if (context.format == OutputFormat::kJsonl) {
+    context.out << ToJsonLine(*job) << '\n';
+  } else {
+    context.out << job->id() << '\n';
+  }
+  return kExitOk;
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& timestamp) {
+  if (timestamp.seconds() == 0 && timestamp.nanos() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                          absl::FromUnixSeconds(timestamp.seconds()),
+                          absl::LocalTimeZone());
+}
+
+int List(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<std::vector<v1::Job>> jobs =
+      (*client)->ListJobs(context.line.state);
+  if (!jobs.ok()) return ReportError(jobs.status(), context.err);
+  if (context.format == OutputFormat::kJsonl) {
+    for (const v1::Job& job : *jobs) context.out << ToJsonLine(job) << '\n';
+    return kExitOk;
+  }
+  context.out << absl::StrFormat("%-22s %-11s %-20s %-15s %-10s %s\n", "JOB",
+                                 "STATE", "DIAGNOSIS", "STEPS", "LOSS",
+                                 "CREATED");
+  for (const v1::Job& job : *jobs) {
+    context.out << absl::StrFormat(
+        "%-22s %-11s %-20s %-15s %-10.4g %s\n", job.id(),
+        v1::JobState_Name(job.state()), v1::Diagnosis_Name(job.diagnosis()),
+        absl::StrCat(job.steps_completed(), "/", job.steps_total()), job.loss(),
+        FormatTime(job.create_time()));
+  }
+  return kExitOk;
+}
+
+// get, cancel and model print one message.
+int PrintMessage(const Context& context,
+                 const google::protobuf::Message& message) {
+  context.out << (context.format == OutputFormat::kJsonl
+                      ? ToJsonLine(message)
+                      : ToJsonPretty(message))
+              << '\n';
+  return kExitOk;
+}
+
+int Get(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<v1::Job> job = (*client)->GetJob(context.line.args[0]);
+  if (!job.ok()) return ReportError(job.status(), context.err);
+  return PrintMessage(context, *job);
+}
+
+int Cancel(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<v1::Job> job = (*client)->CancelJob(context.line.args[0]);
+  if (!job.ok()) return ReportError(job.status(), context.err);
+  if (context.format == OutputFormat::kJsonl)
+    return PrintMessage(context, *job);
+  context.out << job->id() << ' ' << v1::JobState_Name(job->state()) << '\n';
+  return kExitOk;
+}
+
+int Model(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<v1::Model> model = (*client)->GetModel(context.line.args[0]);
+  if (!model.ok()) return ReportError(model.status(), context.err);
+  return PrintMessage(context, *model);
+}
+
+int Predict(const Context& context) {
+  const std::string& path = context.line.args[1];
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return ReportError(text.status(), context.err);
+  absl::StatusOr<std::vector<v1::Example>> rows = ParseRowsCsv(*text, path);
+  if (!rows.ok()) return ReportError(rows.status(), context.err);
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<v1::PredictResponse> response =
+      (*client)->Predict(context.line.args[0], *rows);
+  if (!response.ok()) return ReportError(response.status(), context.err);
+  for (const v1::Prediction& prediction : response->predictions()) {
+    if (context.format == OutputFormat::kJsonl) {
+      context.out << ToJsonLine(prediction) << '\n';
+      continue;
+    }
+    std::vector<std::string> outputs;
+    for (float output : prediction.outputs()) {
+      outputs.push_back(absl::StrFormat("%.6g", output));
+    }
+    context.out << prediction.predicted_class() << '\t'
+                << absl::StrJoin(outputs, " ") << '\n';
+  }
+  return kExitOk;
+}
+
+int Validate(const Context& context) {
+  absl::StatusOr<v1::JobSpec> spec = ReadJobSpecFile(context.line.args[0]);
+  if (!spec.ok()) return ReportError(spec.status(), context.err);
+  absl::Status valid = engine::ValidateJobSpec(*spec);
+  if (!valid.ok()) return ReportError(valid, context.err);
+  context.out << "OK\n";
+  return kExitOk;
+}
+
+int Health(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  absl::StatusOr<ServingStatus> status = (*client)->CheckHealth("");
+  if (!status.ok()) return ReportError(status.status(), context.err);
+  if (context.format == OutputFormat::kJsonl) {
+    context.out << R"({"status":")" << ServingStatusName(*status) << "\"}\n";
+  } else {
+    context.out << ServingStatusName(*status) << '\n';
+  }
+  return *status == ServingStatus::kServing ? kExitOk : kExitError;
+}
+
+int Help(const Context& context) {
+  if (context.line.args.empty()) {
+    context.out << UsageText();
+    return kExitOk;
+  }
+  absl::StatusOr<std::string> help = SubcommandHelp(context.line.args[0]);
+  if (!help.ok()) {
+    context.err << "gradwatch: " << help.status().message() << '\n';
+    return kExitUsage;
+  }
+  context.out << *help;
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCommand(const CommandLine& line, std::ostream& out, std::ostream& err,
+               bool out_is_terminal) {
+  const bool jsonl = line.output == OutputMode::kJsonl ||
+                     (line.output == OutputMode::kAuto && !out_is_terminal);
+  const Context context{line, out, err,
+                        jsonl ? OutputFormat::kJsonl : OutputFormat::kText,
+                        !jsonl && out_is_terminal};
+  const std::string& command = line.command;
+  if (command == "train") return Train(context);
+  if (command == "submit") return Submit(context);
+  if (command == "watch") return Watch(context);
+  if (command == "list") return List(context);
+  if (command == "get") return Get(context);
+  if (command == "cancel") return Cancel(context);
+  if (command == "predict") return Predict(context);
+  if (command == "model") return Model(context);
+  if (command == "validate") return Validate(context);
+  if (command == "health") return Health(context);
+  if (command == "help") return Help(context);
+  err << "gradwatch: unknown subcommand '" << command << "'\n";
+  return kExitUsage;
+}
+
+}  // namespace gradwatch::client
