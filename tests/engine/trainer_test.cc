@@ -16,9 +16,11 @@
 #include "engine/loss.h"
 #include "engine/model.h"
 #include "engine/onednn_util.h"
+#include "engine/random.h"
 #include "engine/spec_defaults.h"
 #include "engine/spec_validation.h"
 #include "gtest/gtest.h"
+#include "tests/engine/reference_mlp.h"
 
 namespace gradwatch::engine {
 namespace {
@@ -149,6 +151,105 @@ bool BitIdentical(const google::protobuf::RepeatedField<float>& a,
                   const google::protobuf::RepeatedField<float>& b) {
   return a.size() == b.size() &&
          std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+// Forward, backward and update of the whole loop against the reference:
+// full-batch plain SGD (every batch is the whole set, so the shuffled order
+// changes nothing but summation order), batch norm with running statistics.
+TEST(TrainerTest, FullBatchSgdStepsMatchTheReference) {
+  constexpr int kRows = 8, kSteps = 3;
+  constexpr double kLearningRate = 0.1;
+  Rng rng(99);
+  v1::JobSpec spec;
+  spec.set_loss(v1::CROSS_ENTROPY);
+  for (int r = 0; r < kRows; ++r) {
+    v1::Example& e = *spec.mutable_data()->mutable_inline_()->add_examples();
+    for (int i = 0; i < 3; ++i) e.add_x(static_cast<float>(rng.Normal()));
+    e.set_label(r % 3);
+  }
+  const int units[] = {5, 4, 3};
+  int inputs = 3;
+  for (int l = 0; l < 3; ++l) {
+    v1::LayerSpec& layer = *spec.mutable_model()->add_layers();
+    layer.set_units(units[l]);
+    if (l < 2) layer.set_activation(l == 0 ? v1::TANH : v1::RELU);
+    if (l == 0) layer.set_batch_norm(v1::LayerSpec::BEFORE_ACTIVATION);
+    v1::LayerParameters& p = *spec.mutable_model()->add_initial_weights();
+    p.set_inputs(inputs);
+    p.set_units(units[l]);
+    for (int k = 0; k < inputs * units[l]; ++k) {
+      p.add_weights(static_cast<float>(rng.Normal(0, 1 / std::sqrt(inputs))));
+    }
+    for (int j = 0; j < units[l]; ++j) {
+      p.add_bias(static_cast<float>(rng.Uniform(-0.2, 0.2)));
+    }
+    inputs = units[l];
+  }
+  spec.mutable_optimizer()->set_learning_rate(kLearningRate);
+  spec.mutable_training()->set_steps(kSteps);
+  spec.mutable_training()->set_batch_size(kRows);
+  spec.mutable_training()->set_threads(1);
+  auto trainer = MakeTrainer(spec);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const RunRecord run = RunToEnd(**trainer);
+  ASSERT_EQ(run.summary.state(), v1::SUCCEEDED) << run.summary.error();
+  ASSERT_EQ(run.steps.size(), static_cast<size_t>(kSteps));
+  auto model = (*trainer)->GetModel();
+  ASSERT_TRUE(model.ok()) << model.status();
+
+  ReferenceMlp ref = ReferenceMlp::FromModelSpec(
+      WithDefaults(spec, kRows).model(), /*input_features=*/3);
+  std::vector<double> x;
+  ReferenceTargets targets;
+  for (const v1::Example& e : spec.data().inline_().examples()) {
+    x.insert(x.end(), e.x().begin(), e.x().end());
+    targets.labels.push_back(static_cast<int32_t>(e.label()));
+  }
+  for (int step = 0; step < kSteps; ++step) {
+    const ReferenceTrace trace = ref.Forward(x, kRows, BatchNormStats::kBatch);
+    std::vector<double> diff_output;
+    const double loss = ReferenceLoss(v1::CROSS_ENTROPY, trace.output(), kRows,
+                                      3, targets, &diff_output);
+    EXPECT_NEAR(run.steps[step].loss(), loss, 1e-5) << "step " << step + 1;
+    const auto grads = ref.Backward(trace, diff_output);
+    for (size_t l = 0; l < grads.size(); ++l) {
+      for (ParamKind kind : {ParamKind::kWeights, ParamKind::kBias,
+                             ParamKind::kBnScale, ParamKind::kBnShift}) {
+        std::vector<double>& param = ref.Param(static_cast<int>(l), kind);
+        for (size_t i = 0; i < param.size(); ++i) {
+          param[i] -= kLearningRate * grads[l].Get(kind)[i];
+        }
+      }
+      ReferenceLayer& layer = ref.layers()[l];
+      for (int j = 0; j < static_cast<int>(layer.bn_running_mean.size()); ++j) {
+        layer.bn_running_mean[j] =
+            0.9 * layer.bn_running_mean[j] + 0.1 * trace.layers[l].bn_mean[j];
+        layer.bn_running_var[j] =
+            0.9 * layer.bn_running_var[j] +
+            0.1 * trace.layers[l].bn_var[j] * kRows / (kRows - 1);
+      }
+    }
+  }
+  auto expect_close = [](const google::protobuf::RepeatedField<float>& got,
+                         const std::vector<double>& want, const char* what) {
+    ASSERT_EQ(got.size(), static_cast<int>(want.size())) << what;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[static_cast<int>(i)], want[i],
+                  2e-5 * std::max(1.0, std::abs(want[i])))
+          << what << "[" << i << "]";
+    }
+  };
+  for (int l = 0; l < 3; ++l) {
+    const ReferenceLayer& want = ref.layers()[l];
+    const v1::LayerParameters& got = model->layers(l);
+    expect_close(got.weights(), want.weights, "weights");
+    expect_close(got.bias(), want.bias, "bias");
+    expect_close(got.bn_scale(), want.bn_scale, "bn_scale");
+    expect_close(got.bn_shift(), want.bn_shift, "bn_shift");
+    expect_close(got.bn_running_mean(), want.bn_running_mean,
+                 "bn_running_mean");
+    expect_close(got.bn_running_var(), want.bn_running_var, "bn_running_var");
+  }
 }
 
 // Budget: 1,000 Adam steps (learning rate 0.01) of batch 32 on 300 points
