@@ -14,6 +14,12 @@
 #include "server/trainer_service.h"
 
 namespace gradwatch::server {
+namespace {
+
+// How long shutdown waits for streams to send the rest of their jobs.
+constexpr absl::Duration kStreamDrainTimeout = absl::Seconds(5);
+
+}  // namespace
 
 GrpcServer::GrpcServer(const ServerOptions& options, std::string host)
     : options_(options), host_(std::move(host)) {}
@@ -60,9 +66,10 @@ void GrpcServer::Shutdown() {
     health->SetServingStatus(false);
   }
   jobs_->Shutdown(options_.shutdown_grace);
-  // Every job has ended: streams drain on their own; whatever is still
-  // open (a client that stopped reading) is cancelled after this.
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // Every job has ended: let streams deliver their jobs' last events. A
+  // client that stopped reading, and idle connections, are then cut.
+  jobs_->AwaitStreamsDrained(kStreamDrainTimeout);
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   server_.reset();
   service_.reset();

@@ -63,6 +63,12 @@ bool JobHistory::closed() const {
   return closed_;
 }
 
+int64_t JobHistory::listener_count() const {
+  absl::MutexLock lock(&mu_);
+  return std::count_if(listeners_.begin(), listeners_.end(),
+                       [](const Listener& l) { return !l.weak.expired(); });
+}
+
 absl::Status JobHistory::AddListener(
     const std::shared_ptr<HistoryListener>& listener) {
   absl::MutexLock lock(&mu_);

@@ -54,6 +54,8 @@ class JobHistory {
 
   uint64_t size() const;
   bool closed() const;
+  /// Streams currently registered.
+  int64_t listener_count() const;
 
   /// Registers a listener, held weakly so that it can go away at any time.
   /// RESOURCE_EXHAUSTED when max_listeners are already registered.

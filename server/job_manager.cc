@@ -106,12 +106,14 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
       entry->record.set_state(v1::QUEUED);
       *entry->record.mutable_create_time() = ToTimestamp(absl::Now());
     }
+    // Before a worker can see the job, so that QUEUED comes first in its
+    // history; nobody can watch the job before this lock is released.
+    entry->EmitState(v1::QUEUED, "accepted");
+    LogJob(entry->id, absl::StrCat("queued \"", spec.name(), "\""));
     jobs_[id] = entry;
     by_creation_[creation] = entry;
     queue_.push_back(entry);
   }
-  entry->EmitState(v1::QUEUED, "accepted");
-  LogJob(entry->id, absl::StrCat("queued \"", spec.name(), "\""));
   return Get(entry->id, /*with_spec=*/false);
 }
 
@@ -399,6 +401,22 @@ void JobManager::EndJob(const std::shared_ptr<Entry>& entry,
   entry->EmitState(summary.state(), message);
   entry->history->Close();
   LogJob(entry->id, message);
+}
+
+void JobManager::AwaitStreamsDrained(absl::Duration timeout) const {
+  std::vector<std::shared_ptr<JobHistory>> histories;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, entry] : jobs_) histories.push_back(entry->history);
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  for (const auto& history : histories) {
+    // Streams end on their own once their reader has the rest; this only
+    // waits for network round trips, so polling is cheap enough here.
+    while (history->listener_count() > 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
 }
 
 void JobManager::Shutdown(absl::Duration grace) {

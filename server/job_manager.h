@@ -84,6 +84,10 @@ class JobManager {
   /// workers. Every history is closed when it returns. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  /// After Shutdown: waits until every stream has sent its job's last
+  /// event and ended, or `timeout` passes.
+  void AwaitStreamsDrained(absl::Duration timeout) const;
+
  private:
   struct Entry;
 
