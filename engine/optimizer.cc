@@ -16,7 +16,7 @@ using gradwatch::v1::OptimizerSpec;
 // element going to lane i % kLanes: GCC vectorizes this (a sum into one
 // accumulator would need -ffast-math, as vectorizing it reorders the
 // additions). Every kChunk elements the lanes are added into double, which
-// keeps a million-element sum accurate to about 1e-6.
+// keeps a million-element sum accurate to better than 1e-6.
 constexpr int kLanes = 16;
 constexpr int64_t kChunk = 1024;
 
