@@ -166,12 +166,12 @@ int List(const Context& context) {
     for (const v1::Job& job : *jobs) context.out << ToJsonLine(job) << '\n';
     return kExitOk;
   }
-  context.out << absl::StrFormat("%-22s %-11s %-20s %-15s %-10s %s\n", "JOB",
+  context.out << absl::StrFormat("%-22s %-11s %-21s %-15s %-10s %s\n", "JOB",
                                  "STATE", "DIAGNOSIS", "STEPS", "LOSS",
                                  "CREATED");
   for (const v1::Job& job : *jobs) {
     context.out << absl::StrFormat(
-        "%-22s %-11s %-20s %-15s %-10.4g %s\n", job.id(),
+        "%-22s %-11s %-21s %-15s %-10.4g %s\n", job.id(),
         v1::JobState_Name(job.state()), v1::Diagnosis_Name(job.diagnosis()),
         absl::StrCat(job.steps_completed(), "/", job.steps_total()), job.loss(),
         FormatTime(job.create_time()));

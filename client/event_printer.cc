@@ -81,7 +81,7 @@ std::string RunInfoLine(const v1::RunInfo& info) {
       info.input_features(), " features, ", info.threads(), " threads, ",
       v1::TrainingSpec::Precision_Name(info.precision()), ", denormals ",
       info.denormals_flushed() ? "flushed to zero" : "kept",
-      info.engine_version().empty() ? "" : ", oneDNN ", info.engine_version());
+      info.engine_version().empty() ? "" : ", ", info.engine_version());
 }
 
 std::vector<std::string> SummaryLines(const std::string& job_id,

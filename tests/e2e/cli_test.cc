@@ -44,7 +44,7 @@ constexpr char kLongSpec[] = R"({
   "data": {"synthetic": {"kind": "SPIRALS", "samples": 200, "seed": 7}},
   "model": {"layers": [{"units": 16, "activation": "RELU"}, {"units": 3}]},
   "loss": "CROSS_ENTROPY",
-  "training": {"steps": 100000000, "batch_size": 20}
+  "training": {"steps": 1000000, "batch_size": 20}
 })";
 
 constexpr char kInvalidSpec[] = R"({
@@ -265,7 +265,6 @@ TEST(CliTest, SubmitWatchListGetPredictModel) {
 TEST(CliTest, CancelledJobExitsFour) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  const std::vector<std::string> at = {"--server", server->address()};
   Result submitted =
       Gradwatch({"--server", server->address(), "submit", "--output", "text",
                  WriteTemp("long.json", kLongSpec)});
