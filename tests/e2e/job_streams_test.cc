@@ -248,6 +248,44 @@ TEST_F(JobStreamsTest, TwoLiveWatchersSeeIdenticalStreams) {
   }
 }
 
+TEST_F(JobStreamsTest, AReaderThatNeverReadsDoesNotStallTheJob) {
+  Start();
+  const v1::Job job = Submit(SpiralsSpec(4000));
+
+  // The stalled reader's own connection grants the server a 4 KiB window
+  // and never grows it: the job's events are far more than that.
+  constexpr int kWindowBytes = 4096;
+  grpc::ChannelArguments args;
+  args.SetInt("grpc.http2.lookahead_bytes", kWindowBytes);
+  args.SetInt("grpc.http2.bdp_probe", 0);
+  auto stalled_stub = v1::Trainer::NewStub(grpc::CreateCustomChannel(
+      server_->address(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext stalled_context;
+  v1::WatchJobRequest request;
+  request.set_job_id(job.id());
+  auto stalled = stalled_stub->WatchJob(&stalled_context, request);
+  v1::JobEvent first;
+  ASSERT_TRUE(stalled->Read(&first));
+
+  // While that stream sits unread, the job runs to its end.
+  const std::vector<v1::JobEvent> full = WatchAll(job.id());
+  EXPECT_EQ(FinalState(full), v1::SUCCEEDED);
+  EXPECT_EQ(GetJob(job.id()).steps_completed(), 4000u);
+  size_t bytes = 0;
+  for (const v1::JobEvent& event : full) bytes += event.ByteSizeLong();
+  EXPECT_GT(bytes, 50u * kWindowBytes);
+
+  // The stalled reader then catches up from the history, losing nothing.
+  std::vector<v1::JobEvent> caught_up = {first};
+  v1::JobEvent event;
+  while (stalled->Read(&event)) caught_up.push_back(event);
+  EXPECT_TRUE(stalled->Finish().ok());
+  ASSERT_EQ(caught_up.size(), full.size());
+  for (size_t i = 0; i < full.size(); ++i) {
+    EXPECT_TRUE(MessageDifferencer::Equals(caught_up[i], full[i])) << i;
+  }
+}
+
 TEST_F(JobStreamsTest, CancelJobStopsARunningJob) {
   Start();
   const v1::Job job = Submit(LongSpec());
