@@ -1,0 +1,65 @@
+#ifndef GRADWATCH_ENGINE_GRADIENT_STATS_H_
+#define GRADWATCH_ENGINE_GRADIENT_STATS_H_
+
+#include <array>
+#include <cstdint>
+
+#include "gradwatch/v1/events.pb.h"
+
+namespace gradwatch::engine {
+
+/// Binary exponents floor(log2|g|) of finite nonzero f32 values: subnormals
+/// span [-149, -127], normal values [-126, 127].
+inline constexpr int kMinExponent = -149;
+inline constexpr int kMaxExponent = 127;
+inline constexpr int kExponentBins = kMaxExponent - kMinExponent + 1;
+
+/// The figures of one sweep over a gradient buffer. A caller keeps one and
+/// passes it to every SweepGradient call: it is the sweep's output and its
+/// only memory (no allocation per call).
+///
+/// Sums and the maximum follow IEEE arithmetic over every counted entry:
+/// one NaN makes sum_squares, sum_abs and max_abs NaN, an Inf makes them
+/// Inf; the counts say which entries did it.
+struct GradientSummary {
+  int64_t size = 0;  // entries counted (padding excluded)
+  double sum_squares = 0;
+  double sum_abs = 0;
+  float max_abs = 0;
+  int64_t zeros = 0;  // +0 and -0
+  int64_t subnormals = 0;
+  int64_t nans = 0;
+  int64_t infs = 0;
+  // exponent_counts[e - kMinExponent] = entries with floor(log2|g|) == e.
+  std::array<uint64_t, kExponentBins> exponent_counts{};
+
+  double l2_norm() const;
+  double mean_abs() const;
+  double zero_fraction() const;
+};
+
+/// One fused sweep over `grad[0, n)`: sum of squares, sum and maximum of
+/// |g|, and the counts of zeros, subnormals (0 < |g| < FLT_MIN), NaN, ±Inf
+/// and entries per binary exponent, computed from the bit patterns.
+/// `padding` entries of the buffer (the zero padding of a blocked layout,
+/// exactly +0 by construction) are excluded from the figures. Buffers of
+/// at least kParallelSweepElements entries are split over the calling
+/// thread's OpenMP threads; the result does not depend on the timing.
+void SweepGradient(const float* grad, int64_t n, int64_t padding,
+                   GradientSummary& out);
+
+/// Buffers this large are swept by several threads.
+inline constexpr int64_t kParallelSweepElements = int64_t{1} << 18;
+
+/// Sum of x[i]^2 in double precision (vectorized).
+double SumOfSquares(const float* x, int64_t n);
+
+/// Writes the gradient figures of `summary` into `stats` (size, norms,
+/// fractions, counts and the occupied range of the exponent histogram),
+/// reusing the storage of its repeated fields.
+void FillGradientStats(const GradientSummary& summary,
+                       gradwatch::v1::TensorStats* stats);
+
+}  // namespace gradwatch::engine
+
+#endif  // GRADWATCH_ENGINE_GRADIENT_STATS_H_
