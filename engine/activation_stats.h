@@ -1,0 +1,107 @@
+#ifndef GRADWATCH_ENGINE_ACTIVATION_STATS_H_
+#define GRADWATCH_ENGINE_ACTIVATION_STATS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "gradwatch/v1/spec.pb.h"
+
+namespace gradwatch::engine {
+
+/// A layer's activation f and its parameters, as the dead and saturated
+/// tests need them.
+struct ActivationFunction {
+  gradwatch::v1::Activation kind = gradwatch::v1::LINEAR;
+  float negative_slope = 0;  // LEAKY_RELU
+  float elu_alpha = 1;       // ELU
+
+  /// From a LayerSpec with its defaults filled.
+  static ActivationFunction FromSpec(const gradwatch::v1::LayerSpec& spec);
+
+  /// The scale of the saturation test, max f' (SIGMOID 0.25, TANH 1, ELU's
+  /// negative side 1, GELU 1.1289), or 0 for activations that never
+  /// saturate (RELU, LEAKY_RELU, LINEAR, STEP).
+  double MaxDerivative() const;
+};
+
+/// Activation health of a layer over a batch. Means and standard
+/// deviations (population) cover every entry and follow IEEE arithmetic (a
+/// NaN makes them NaN); z_min and z_max skip NaN (NaN when every entry is
+/// NaN). z_negative_fraction counts z < 0 (not -0, not NaN).
+struct ActivationMoments {
+  double a_mean = 0;
+  double a_std = 0;
+  double z_mean = 0;
+  double z_std = 0;
+  double z_min = 0;
+  double z_max = 0;
+  double z_negative_fraction = 0;
+  uint64_t z_nonfinite_count = 0;
+};
+
+/// The per-step statistics of one layer's pre-activation Z and activation
+/// A = f(Z) over a batch ([rows][units], row-major):
+///
+/// - inactive: f'(z) == 0 as f32 arithmetic gives it, for every row:
+///   RELU (and LEAKY_RELU with slope 0) z <= 0; STEP always; SIGMOID
+///   a (1 - a) == 0; TANH 1 - a^2 == 0; ELU z <= 0 and a + alpha == 0; GELU
+///   Phi(z) + z phi(z) == 0 computed from z in f32; LINEAR never.
+/// - saturated: |f'(z)| < eps * max f' for every row, with the same f'
+///   (ELU: negative side only); never for RELU, LEAKY_RELU, LINEAR, STEP.
+/// - ActivationMoments, and optionally a fixed-bin histogram of Z.
+///
+/// Every buffer is allocated in the constructor; Compute allocates
+/// nothing. Not thread-safe: one caller at a time.
+class ActivationStats {
+ public:
+  /// `histogram` is used when enabled (bins >= 2, min < max; defaults
+  /// filled).
+  ActivationStats(const ActivationFunction& f, int units, double saturation_eps,
+                  const gradwatch::v1::HistogramSpec& histogram);
+
+  /// One pass over the batch's Z and A, `rows` rows of `units()` values.
+  void Compute(const float* z, const float* a, int rows);
+
+  int units() const { return units_; }
+  /// Per unit, 1 if inactive (saturated) on every row of the last Compute.
+  const std::vector<uint8_t>& inactive() const { return inactive_; }
+  const std::vector<uint8_t>& saturated() const { return saturated_; }
+  int inactive_units() const { return inactive_units_; }
+  int saturated_units() const { return saturated_units_; }
+  const ActivationMoments& moments() const { return moments_; }
+
+  bool has_histogram() const { return histogram_bins_ > 0; }
+  float histogram_min() const { return histogram_min_; }
+  float histogram_max() const { return histogram_max_; }
+  /// Counts per bin of [min, max): values below min fall into the first
+  /// bin, values at or above max into the last; NaN is not counted.
+  const uint64_t* histogram_counts() const { return histogram_.data(); }
+  int histogram_bins() const { return histogram_bins_; }
+
+  /// Clears inactive[j] for every unit j that is active on one of `rows`
+  /// rows of z and a ([rows][units]): with inactive[] set to 1 before the
+  /// first call, it accumulates "inactive on every row seen" over chunks.
+  static void ClearActiveUnits(const ActivationFunction& f, const float* z,
+                               const float* a, int rows, int units,
+                               uint8_t* inactive);
+
+ private:
+  void AddToHistogram(const float* z, int64_t n);
+
+  ActivationFunction f_;
+  int units_;
+  float saturation_threshold_;  // eps * max f', 0 when f never saturates
+  std::vector<uint8_t> inactive_;
+  std::vector<uint8_t> saturated_;
+  int inactive_units_ = 0;
+  int saturated_units_ = 0;
+  ActivationMoments moments_;
+  int histogram_bins_ = 0;
+  float histogram_min_ = 0;
+  float histogram_max_ = 0;
+  std::vector<uint64_t> histogram_;  // bins + 1: the last slot takes NaN
+};
+
+}  // namespace gradwatch::engine
+
+#endif  // GRADWATCH_ENGINE_ACTIVATION_STATS_H_
