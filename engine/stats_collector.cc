@@ -1,0 +1,219 @@
+#include "engine/stats_collector.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "engine/onednn_util.h"
+
+namespace gradwatch::engine {
+namespace {
+
+// MonitoringSpec.dead_window's documented range; the counters are 16-bit.
+constexpr uint32_t kMaxDeadWindow = 4096;
+
+double Ratio(int64_t part, int64_t whole) {
+  return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole)
+                   : 0.0;
+}
+
+int TensorsOf(const LayerParams& p) { return p.has_bn ? 4 : 2; }
+
+// Keeps `count` elements in a repeated message field, reusing the ones it
+// holds (a cleared RepeatedPtrField keeps its objects for the next Add).
+template <class Field>
+void EnsureSize(Field* field, int count) {
+  if (field->size() == count) return;
+  field->Clear();
+  for (int i = 0; i < count; ++i) field->Add();
+}
+
+void SetIdentity(int l, const LayerParams& p, v1::Activation activation,
+                 v1::LayerStats* out) {
+  out->set_index(static_cast<uint32_t>(l));
+  out->set_name(p.spec.name());
+  out->set_activation(activation);
+  out->set_units(static_cast<uint32_t>(p.units));
+}
+
+}  // namespace
+
+StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
+                               Model& model)
+    : train_net_(&model.train_net()),
+      window_(static_cast<uint16_t>(
+          std::clamp<uint32_t>(monitoring.dead_window(), 1, kMaxDeadWindow))) {
+  layers_.reserve(model.params().size());
+  for (const LayerParams& p : model.params()) {
+    const ActivationFunction f = ActivationFunction::FromSpec(p.spec);
+    layers_.push_back(LayerState{
+        f,
+        ActivationStats(f, p.units, monitoring.saturation_eps(),
+                        monitoring.histograms()),
+        std::vector<uint16_t>(p.units, 0),
+        0,
+        std::vector<uint8_t>(p.units, 1),
+    });
+    num_tensors_ += TensorsOf(p);
+  }
+}
+
+void StatsCollector::Collect(const Model& model,
+                             const std::vector<UpdateResult>& updates,
+                             v1::StepStats* stats) {
+  const std::vector<LayerParams>& params = model.params();
+  const int num_layers = static_cast<int>(params.size());
+  EnsureSize(stats->mutable_layers(), num_layers);
+  const bool have_updates = updates.size() == static_cast<size_t>(num_tensors_);
+  int tensor = 0;
+  for (int l = 0; l < num_layers; ++l) {
+    const LayerParams& p = params[l];
+    v1::LayerStats* out = stats->mutable_layers(l);
+    FillLayer(l, p, train_net_->layer(l), out);
+
+    auto* tensors = out->mutable_params();
+    EnsureSize(tensors, TensorsOf(p));
+    auto update = [&](int k) {
+      return have_updates ? &updates[tensor + k] : nullptr;
+    };
+    FillTensor("weights", Data(p.weights), Data(p.diff_weights),
+               Elements(p.weights_md), p.weights_padding, update(0),
+               tensors->Mutable(0));
+    FillTensor("bias", Data(p.bias), Data(p.diff_bias), p.units, 0, update(1),
+               tensors->Mutable(1));
+    if (p.has_bn) {
+      FillTensor("bn_scale", Data(p.bn_scale), Data(p.diff_bn_scale), p.units,
+                 0, update(2), tensors->Mutable(2));
+      FillTensor("bn_shift", Data(p.bn_shift), Data(p.diff_bn_shift), p.units,
+                 0, update(3), tensors->Mutable(3));
+    }
+    tensor += TensorsOf(p);
+  }
+}
+
+void StatsCollector::FillLayer(int l, const LayerParams& p,
+                               const LayerActivations& la,
+                               v1::LayerStats* out) {
+  LayerState& layer = layers_[l];
+  ActivationStats& s = layer.stats;
+  s.Compute(Data(la.z), Data(la.act), train_net_->batch());
+
+  SetIdentity(l, p, layer.activation.kind, out);
+  out->set_dead_units(static_cast<uint32_t>(s.inactive_units()));
+  out->set_dead_ratio(Ratio(s.inactive_units(), p.units));
+  UpdateWindow(layer, out);
+  out->clear_dead_dataset_ratio();
+  out->set_saturated_units(static_cast<uint32_t>(s.saturated_units()));
+  out->set_saturated_ratio(Ratio(s.saturated_units(), p.units));
+
+  const ActivationMoments& m = s.moments();
+  out->set_a_mean(m.a_mean);
+  out->set_a_std(m.a_std);
+  out->set_z_mean(m.z_mean);
+  out->set_z_std(m.z_std);
+  out->set_z_min(m.z_min);
+  out->set_z_max(m.z_max);
+  out->set_z_negative_fraction(m.z_negative_fraction);
+  out->set_z_nonfinite_count(m.z_nonfinite_count);
+
+  if (s.has_histogram()) {
+    v1::Histogram* h = out->mutable_z_histogram();
+    h->set_min(s.histogram_min());
+    h->set_max(s.histogram_max());
+    auto* counts = h->mutable_counts();
+    counts->Resize(s.histogram_bins(), 0);
+    std::copy(s.histogram_counts(), s.histogram_counts() + s.histogram_bins(),
+              counts->mutable_data());
+  } else {
+    out->clear_z_histogram();
+  }
+}
+
+void StatsCollector::UpdateWindow(LayerState& layer, v1::LayerStats* out) {
+  const std::vector<uint8_t>& inactive = layer.stats.inactive();
+  const int units = static_cast<int>(inactive.size());
+  int in_window = 0, revived = 0, newly_dead = 0;
+  for (int j = 0; j < units; ++j) {
+    const uint16_t before = layer.dead_run[j];
+    const uint16_t after =
+        inactive[j] ? static_cast<uint16_t>(std::min<int>(before + 1, window_))
+                    : 0;
+    layer.dead_run[j] = after;
+    const bool was_dead = before >= window_;
+    const bool is_dead = after >= window_;
+    in_window += is_dead;
+    revived += was_dead && !is_dead;
+    newly_dead += is_dead && !was_dead;
+  }
+  layer.dead_window_units = in_window;
+  out->set_dead_window_units(static_cast<uint32_t>(in_window));
+  out->set_dead_window_ratio(Ratio(in_window, units));
+  out->set_revived_units(static_cast<uint32_t>(revived));
+  out->set_newly_dead_units(static_cast<uint32_t>(newly_dead));
+}
+
+void StatsCollector::FillTensor(const char* name, const float* value,
+                                const float* grad, int64_t elements,
+                                int64_t padding, const UpdateResult* update,
+                                v1::TensorStats* out) {
+  SweepGradient(grad, elements, padding, summary_);
+  out->set_name(name);
+  FillGradientStats(summary_, out);
+  // Padding entries are exactly 0 and add nothing to the norm.
+  out->set_weight_l2_norm(std::sqrt(SumOfSquares(value, elements)));
+  if (update != nullptr) {
+    out->set_update_ratio(update->weight_sq_before > 0
+                              ? std::sqrt(update->update_sq) /
+                                    std::sqrt(update->weight_sq_before)
+                              : 0.0);
+    out->set_unchanged(update->unchanged);
+  } else {
+    out->set_update_ratio(0.0);
+    out->set_unchanged(true);
+  }
+}
+
+absl::Status StatsCollector::SweepDataset(Model& model, const Dataset& train,
+                                          v1::StepStats* stats) {
+  if (train.rows <= 0) {
+    return absl::FailedPreconditionError(
+        "the dataset sweep needs at least one training example");
+  }
+  if (train.features != model.input_features()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the dataset has ", train.features,
+                     " features, the model takes ", model.input_features()));
+  }
+  for (LayerState& layer : layers_) {
+    std::fill(layer.dataset_inactive.begin(), layer.dataset_inactive.end(), 1);
+  }
+  const std::vector<LayerParams>& params = model.params();
+  absl::Status status = model.ForEachInferenceChunk(
+      train.x.data(), train.rows, [&](const Net& net, int64_t, int rows) {
+        for (size_t l = 0; l < layers_.size(); ++l) {
+          const LayerActivations& la = net.layer(static_cast<int>(l));
+          ActivationStats::ClearActiveUnits(layers_[l].activation, Data(la.z),
+                                            Data(la.act), rows, params[l].units,
+                                            layers_[l].dataset_inactive.data());
+        }
+      });
+  if (!status.ok()) return status;
+
+  const int num_layers = static_cast<int>(layers_.size());
+  if (stats->layers_size() != num_layers) {
+    EnsureSize(stats->mutable_layers(), num_layers);
+    for (int l = 0; l < num_layers; ++l) {
+      SetIdentity(l, params[l], layers_[l].activation.kind,
+                  stats->mutable_layers(l));
+    }
+  }
+  for (int l = 0; l < num_layers; ++l) {
+    const std::vector<uint8_t>& flags = layers_[l].dataset_inactive;
+    const int64_t dead = std::count(flags.begin(), flags.end(), 1);
+    stats->mutable_layers(l)->set_dead_dataset_ratio(
+        Ratio(dead, static_cast<int64_t>(flags.size())));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gradwatch::engine

@@ -1,0 +1,90 @@
+#ifndef GRADWATCH_ENGINE_STATS_COLLECTOR_H_
+#define GRADWATCH_ENGINE_STATS_COLLECTOR_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/activation_stats.h"
+#include "engine/dataset.h"
+#include "engine/gradient_stats.h"
+#include "engine/model.h"
+#include "engine/net.h"
+#include "engine/optimizer.h"
+#include "gradwatch/v1/events.pb.h"
+#include "gradwatch/v1/spec.pb.h"
+
+namespace gradwatch::engine {
+
+/// Fills the per-layer figures of a step (StepStats.layers) from the
+/// model's training net, parameters and gradients, as docs/statistics.md
+/// defines them: dead, windowed-dead, revived, newly dead and saturated
+/// units, activation health, the optional Z histogram, and for each
+/// parameter tensor the gradient figures, weight norm, update ratio and
+/// "unchanged". SweepDataset adds the dead ratio over the training set.
+///
+/// Everything is allocated in the constructor; Collect allocates nothing
+/// once the StepStats it fills has held a step's figures (its repeated
+/// fields are reused). The windowed dead set is state: call Collect once
+/// per collected step, in order. Not thread-safe: the trainer's thread
+/// only.
+///
+///   StatsCollector collector(spec.monitoring(), *model);  // once per job
+///   // each collected step, after Optimizer::Step:
+///   collector.Collect(*model, updates, stats);
+///   // on dataset-sweep steps, after Collect:
+///   absl::Status s = collector.SweepDataset(*model, train, stats);
+class StatsCollector {
+ public:
+  /// `monitoring` has its defaults filled (dead_window, saturation_eps,
+  /// histograms). `model` must outlive the collector and be the one passed
+  /// to Collect and SweepDataset.
+  StatsCollector(const gradwatch::v1::MonitoringSpec& monitoring, Model& model);
+
+  /// Fills stats->layers with one LayerStats per layer, in order, from the
+  /// training net's last Forward/Backward and the parameters after the
+  /// update. `updates` holds one UpdateResult per tensor in
+  /// Model::ParamTensors() order, or is empty when no update was applied
+  /// (the update figures are then 0 and "unchanged" true).
+  /// dead_dataset_ratio is cleared.
+  void Collect(const Model& model, const std::vector<UpdateResult>& updates,
+               gradwatch::v1::StepStats* stats);
+
+  /// Runs the model forward-only over every training example and sets each
+  /// layer's dead_dataset_ratio: the fraction of units inactive on every
+  /// example. Adds the LayerStats entries (index, name, activation, units)
+  /// if stats has none yet. Errors come from the forward passes.
+  absl::Status SweepDataset(Model& model, const Dataset& train,
+                            gradwatch::v1::StepStats* stats);
+
+  /// Units in the windowed dead set of layer `l` after the last Collect.
+  int dead_window_units(int l) const { return layers_[l].dead_window_units; }
+
+ private:
+  struct LayerState {
+    ActivationFunction activation;
+    ActivationStats stats;
+    // Consecutive collected steps (capped at the window) on which each
+    // unit was inactive on the whole batch.
+    std::vector<uint16_t> dead_run;
+    int dead_window_units = 0;
+    std::vector<uint8_t> dataset_inactive;  // SweepDataset's flags
+  };
+
+  void FillLayer(int l, const LayerParams& p, const LayerActivations& la,
+                 gradwatch::v1::LayerStats* out);
+  void FillTensor(const char* name, const float* value, const float* grad,
+                  int64_t elements, int64_t padding, const UpdateResult* update,
+                  gradwatch::v1::TensorStats* out);
+  void UpdateWindow(LayerState& layer, gradwatch::v1::LayerStats* out);
+
+  const Net* train_net_;
+  uint16_t window_;
+  int num_tensors_ = 0;
+  std::vector<LayerState> layers_;
+  GradientSummary summary_;
+};
+
+}  // namespace gradwatch::engine
+
+#endif  // GRADWATCH_ENGINE_STATS_COLLECTOR_H_
