@@ -40,7 +40,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   job_options.job_threads = options.job_threads;
   job_options.max_queued_jobs = options.limits.max_queued_jobs;
   job_options.max_watchers_per_job = options.limits.max_watchers_per_job;
-  server->jobs_ = std::make_unique<JobManager>(job_options);
+  // No store yet: jobs live as long as the process.
+  absl::StatusOr<std::unique_ptr<JobManager>> jobs =
+      JobManager::Create(job_options, /*store=*/nullptr);
+  if (!jobs.ok()) return jobs.status();
+  server->jobs_ = std::move(*jobs);
   server->service_ =
       std::make_unique<TrainerService>(options.limits, server->jobs_.get());
 

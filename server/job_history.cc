@@ -27,6 +27,19 @@ JobHistory::EventPtr JobHistory::Append(gradwatch::v1::JobEvent event) {
   return stored;
 }
 
+absl::Status JobHistory::Restore(gradwatch::v1::JobEvent event) {
+  absl::MutexLock lock(&mu_);
+  if (closed_ || event.sequence() != events_.size() ||
+      event.job_id() != job_id_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stored event ", event.sequence(), " of job ", event.job_id(),
+        " does not follow the ", events_.size(), " events of job ", job_id_));
+  }
+  events_.push_back(
+      std::make_shared<const gradwatch::v1::JobEvent>(std::move(event)));
+  return absl::OkStatus();
+}
+
 void JobHistory::Close() {
   {
     absl::MutexLock lock(&mu_);

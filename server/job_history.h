@@ -39,6 +39,10 @@ class JobHistory {
   /// the listeners. Returns the stored event. Ignored once closed.
   EventPtr Append(gradwatch::v1::JobEvent event);
 
+  /// Puts back an event read from a JobStore, as it was stored.
+  /// FAILED_PRECONDITION unless it is the next in sequence.
+  absl::Status Restore(gradwatch::v1::JobEvent event);
+
   /// Marks the history complete (the job has ended) and tells the
   /// listeners; nothing is appended afterwards.
   void Close();

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -47,18 +48,6 @@ struct JobManager::Entry {
         spec(std::move(job_spec)),
         history(std::make_shared<JobHistory>(id, max_watchers)) {}
 
-  // Appends a StateChange event at the job's current step.
-  void EmitState(v1::JobState state, const std::string& message) {
-    v1::JobEvent event;
-    {
-      absl::MutexLock lock(&mu);
-      event.set_step(record.steps_completed());
-    }
-    event.mutable_state_change()->set_state(state);
-    event.mutable_state_change()->set_message(message);
-    history->Append(std::move(event));
-  }
-
   const std::string id;
   const uint64_t creation;
   const v1::JobSpec spec;
@@ -71,50 +60,163 @@ struct JobManager::Entry {
   // Everything but the spec, which is kept once above.
   v1::Job record ABSL_GUARDED_BY(mu);
   std::shared_ptr<engine::Trainer> trainer ABSL_GUARDED_BY(mu);
+  // A recovered job's parameters, from the store.
+  std::optional<v1::Model> stored_model ABSL_GUARDED_BY(mu);
 };
 
-JobManager::JobManager(const JobManagerOptions& options) : options_(options) {
-  for (int i = 0; i < std::max(1, options_.workers); ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+JobManager::JobManager(const JobManagerOptions& options, JobStore* store)
+    : options_(options), store_(store) {}
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
+    const JobManagerOptions& options, JobStore* store) {
+  std::unique_ptr<JobManager> manager(new JobManager(options, store));
+  if (store != nullptr) {
+    absl::Status recovered = manager->Recover();
+    if (!recovered.ok()) return recovered;
   }
+  for (int i = 0; i < std::max(1, options.workers); ++i) {
+    manager->workers_.emplace_back([m = manager.get()] { m->WorkerLoop(); });
+  }
+  return manager;
+}
+
+absl::Status JobManager::Recover() {
+  absl::StatusOr<std::vector<JobStore::StoredJob>> stored = store_->LoadAll();
+  if (!stored.ok()) return stored.status();
+  for (JobStore::StoredJob& job : *stored) {
+    v1::Job record = std::move(job.job);
+    v1::JobSpec spec = std::move(*record.mutable_spec());
+    record.clear_spec();
+    std::shared_ptr<Entry> entry;
+    {
+      absl::MutexLock lock(&mu_);
+      entry = std::make_shared<Entry>(record.id(), next_creation_++,
+                                      std::move(spec),
+                                      options_.max_watchers_per_job);
+      jobs_[entry->id] = entry;
+      by_creation_[entry->creation] = entry;
+    }
+    // Progress is written with each event, the record only at state
+    // changes: take the latest figures from the history.
+    for (v1::JobEvent& event : job.events) {
+      record.set_steps_completed(
+          std::max<uint64_t>(record.steps_completed(), event.step()));
+      if (event.has_stats()) record.set_loss(event.stats().loss());
+      absl::Status restored = entry->history->Restore(std::move(event));
+      if (!restored.ok()) return restored;
+    }
+    const v1::JobState state = record.state();
+    {
+      absl::MutexLock lock(&entry->mu);
+      entry->record = std::move(record);
+      entry->stored_model = std::move(job.model);
+    }
+    if (state == v1::QUEUED || state == v1::RUNNING) {
+      entry->interrupted = true;
+      EndWithoutRun(entry, v1::INTERRUPTED,
+                    absl::StrCat("the server stopped while the job was ",
+                                 StateName(state)));
+    } else {
+      entry->history->Close();
+    }
+  }
+  return absl::OkStatus();
+}
+
+void JobManager::Append(const std::shared_ptr<Entry>& entry,
+                        v1::JobEvent event) {
+  JobHistory::EventPtr stored = entry->history->Append(std::move(event));
+  if (store_ != nullptr && stored != nullptr) {
+    absl::Status written = store_->AppendEvent(*stored);
+    if (!written.ok()) ReportStoreError(entry->id, written);
+  }
+}
+
+void JobManager::EmitState(const std::shared_ptr<Entry>& entry,
+                           v1::JobState state, const std::string& message) {
+  v1::JobEvent event;
+  {
+    absl::MutexLock lock(&entry->mu);
+    event.set_step(entry->record.steps_completed());
+  }
+  event.mutable_state_change()->set_state(state);
+  event.mutable_state_change()->set_message(message);
+  Append(entry, std::move(event));
+}
+
+void JobManager::PersistRecord(const Entry& entry) {
+  if (store_ == nullptr) return;
+  v1::Job job;
+  {
+    absl::MutexLock lock(&entry.mu);
+    job = entry.record;
+  }
+  *job.mutable_spec() = entry.spec;
+  absl::Status written = store_->PutJob(job);
+  if (!written.ok()) ReportStoreError(entry.id, written);
+}
+
+// The job goes on without its durable copy: losing the store must not
+// fail the training.
+void JobManager::ReportStoreError(const std::string& job_id,
+                                  const absl::Status& status) {
+  LogJob(job_id, absl::StrCat("not stored: ", status.ToString()));
 }
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
-  std::shared_ptr<Entry> entry;
+  std::string id;
+  uint64_t creation = 0;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       return absl::UnavailableError("the server is shutting down");
     }
-    if (static_cast<int64_t>(queue_.size()) >= options_.max_queued_jobs) {
+    const int64_t waiting = static_cast<int64_t>(queue_.size()) + admitting_;
+    if (waiting >= options_.max_queued_jobs) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("the queue holds ", queue_.size(),
+          absl::StrCat("the queue holds ", waiting,
                        " jobs, the server's limit (--max_queued_jobs)"));
     }
-    std::string id;
+    ++admitting_;  // holds the job's place in the queue
     do {
       id = absl::StrFormat("j-%016x", absl::Uniform<uint64_t>(id_bits_));
     } while (jobs_.contains(id));
-    const uint64_t creation = next_creation_++;
-    entry = std::make_shared<Entry>(id, creation, spec,
-                                    options_.max_watchers_per_job);
-    {
-      absl::MutexLock entry_lock(&entry->mu);
-      entry->record.set_id(id);
-      entry->record.set_state(v1::QUEUED);
-      *entry->record.mutable_create_time() = ToTimestamp(absl::Now());
-    }
-    // Before a worker can see the job, so that QUEUED comes first in its
-    // history; nobody can watch the job before this lock is released.
-    entry->EmitState(v1::QUEUED, "accepted");
-    LogJob(entry->id, absl::StrCat("queued \"", spec.name(), "\""));
+    creation = next_creation_++;
+  }
+  auto entry = std::make_shared<Entry>(id, creation, spec,
+                                       options_.max_watchers_per_job);
+  {
+    absl::MutexLock entry_lock(&entry->mu);
+    entry->record.set_id(id);
+    entry->record.set_state(v1::QUEUED);
+    *entry->record.mutable_create_time() = ToTimestamp(absl::Now());
+  }
+  // Stored and QUEUED before anyone can see the job: a worker cannot emit
+  // RUNNING first, and no lock is held while the store writes.
+  PersistRecord(*entry);
+  EmitState(entry, v1::QUEUED, "accepted");
+  LogJob(id, spec.name().empty()
+                 ? std::string("queued")
+                 : absl::StrCat("queued \"", spec.name(), "\""));
+  bool queued = false;
+  {
+    absl::MutexLock lock(&mu_);
+    --admitting_;
     jobs_[id] = entry;
     by_creation_[creation] = entry;
-    queue_.push_back(entry);
+    if (!stopping_) {
+      queue_.push_back(entry);
+      queued = true;
+    }
   }
-  return Get(entry->id, /*with_spec=*/false);
+  if (!queued) {
+    entry->interrupted = true;
+    EndWithoutRun(entry, v1::INTERRUPTED,
+                  "the server shut down before the job started");
+  }
+  return Get(id, /*with_spec=*/false);
 }
 
 std::shared_ptr<JobManager::Entry> JobManager::Find(
@@ -212,6 +314,37 @@ absl::StatusOr<std::shared_ptr<JobHistory>> JobManager::History(
   return entry->history;
 }
 
+absl::StatusOr<std::shared_ptr<engine::Trainer>> JobManager::TrainerFor(
+    const std::shared_ptr<Entry>& entry) const {
+  std::optional<v1::Model> stored_model;
+  v1::JobState state;
+  {
+    absl::MutexLock lock(&entry->mu);
+    if (entry->trainer != nullptr) return entry->trainer;
+    stored_model = entry->stored_model;
+    state = entry->record.state();
+  }
+  if (!stored_model.has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", entry->id, " has no model (state ", StateName(state), ")"));
+  }
+  // A recovered job: rebuild its network from the stored parameters.
+  v1::JobSpec spec = entry->spec;
+  *spec.mutable_model()->mutable_initial_weights() = stored_model->layers();
+  engine::TrainerOptions trainer_options;
+  trainer_options.threads = options_.job_threads;
+  absl::StatusOr<std::unique_ptr<engine::Trainer>> created;
+  try {
+    created = engine::Trainer::Create(spec, trainer_options);
+  } catch (const std::exception& e) {
+    created = absl::InternalError(e.what());
+  }
+  if (!created.ok()) return created.status();
+  absl::MutexLock lock(&entry->mu);
+  if (entry->trainer == nullptr) entry->trainer = std::move(*created);
+  return entry->trainer;
+}
+
 absl::StatusOr<v1::PredictResponse> JobManager::Predict(
     const v1::PredictRequest& request) const {
   std::shared_ptr<Entry> entry = Find(request.job_id());
@@ -221,19 +354,10 @@ absl::StatusOr<v1::PredictResponse> JobManager::Predict(
         absl::StrCat("inputs must hold [1, ", kMaxPredictRows, "] rows, got ",
                      request.inputs_size()));
   }
-  std::shared_ptr<engine::Trainer> trainer;
-  v1::JobState state;
-  {
-    absl::MutexLock lock(&entry->mu);
-    trainer = entry->trainer;
-    state = entry->record.state();
-  }
-  if (trainer == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", entry->id, " has no model (state ", StateName(state), ")"));
-  }
+  absl::StatusOr<std::shared_ptr<engine::Trainer>> trainer = TrainerFor(entry);
+  if (!trainer.ok()) return trainer.status();
   try {
-    return trainer->Predict(request.inputs());
+    return (*trainer)->Predict(request.inputs());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("prediction failed: ", e.what()));
   }
@@ -243,19 +367,16 @@ absl::StatusOr<v1::Model> JobManager::GetModel(
     const std::string& job_id) const {
   std::shared_ptr<Entry> entry = Find(job_id);
   if (entry == nullptr) return UnknownJob(job_id);
-  std::shared_ptr<engine::Trainer> trainer;
-  v1::JobState state;
   {
     absl::MutexLock lock(&entry->mu);
-    trainer = entry->trainer;
-    state = entry->record.state();
+    if (entry->trainer == nullptr && entry->stored_model.has_value()) {
+      return *entry->stored_model;
+    }
   }
-  if (trainer == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", entry->id, " has no model (state ", StateName(state), ")"));
-  }
+  absl::StatusOr<std::shared_ptr<engine::Trainer>> found = TrainerFor(entry);
+  if (!found.ok()) return found.status();
   try {
-    absl::StatusOr<v1::Model> model = trainer->GetModel();
+    absl::StatusOr<v1::Model> model = (*found)->GetModel();
     if (model.ok()) model->set_job_id(entry->id);
     return model;
   } catch (const std::exception& e) {
@@ -291,7 +412,8 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
     entry->record.set_state(v1::RUNNING);
     *entry->record.mutable_start_time() = ToTimestamp(absl::Now());
   }
-  entry->EmitState(v1::RUNNING, "started");
+  PersistRecord(*entry);
+  EmitState(entry, v1::RUNNING, "started");
   LogJob(entry->id, "running");
 
   absl::StatusOr<std::unique_ptr<engine::Trainer>> created;
@@ -338,7 +460,7 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
       summary = copy.summary();
       summary_seen = true;
     }
-    entry->history->Append(std::move(copy));
+    Append(entry, std::move(copy));
   };
   try {
     v1::Summary returned = trainer->Run(on_event, entry->cancel);
@@ -360,7 +482,15 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
       event.set_step(entry->record.steps_completed());
     }
     *event.mutable_summary() = summary;
-    entry->history->Append(std::move(event));
+    Append(entry, std::move(event));
+  }
+  if (store_ != nullptr) {
+    absl::StatusOr<v1::Model> model = trainer->GetModel();
+    if (model.ok()) {
+      model->set_job_id(entry->id);
+      absl::Status written = store_->PutModel(*model);
+      if (!written.ok()) ReportStoreError(entry->id, written);
+    }
   }
   EndJob(entry, summary);
 }
@@ -372,8 +502,13 @@ void JobManager::EndWithoutRun(const std::shared_ptr<Entry>& entry,
   if (state == v1::FAILED) summary.set_error(reason);
   summary.set_diagnosis_reason(reason);
   v1::JobEvent event;
+  {
+    absl::MutexLock lock(&entry->mu);
+    summary.set_steps_completed(entry->record.steps_completed());
+    event.set_step(entry->record.steps_completed());
+  }
   *event.mutable_summary() = summary;
-  entry->history->Append(std::move(event));
+  Append(entry, std::move(event));
   EndJob(entry, summary);
 }
 
@@ -398,7 +533,10 @@ void JobManager::EndJob(const std::shared_ptr<Entry>& entry,
   }
   if (!summary.error().empty())
     absl::StrAppend(&message, ": ", summary.error());
-  entry->EmitState(summary.state(), message);
+  EmitState(entry, summary.state(), message);
+  // Stored before the history closes: a closed history means a job whose
+  // end is durable.
+  PersistRecord(*entry);
   entry->history->Close();
   LogJob(entry->id, message);
 }

@@ -17,6 +17,11 @@
 #include "absl/time/time.h"
 #include "gradwatch/v1/trainer.pb.h"
 #include "server/job_history.h"
+#include "server/job_store.h"
+
+namespace gradwatch::engine {
+class Trainer;
+}  // namespace gradwatch::engine
 
 namespace gradwatch::server {
 
@@ -38,11 +43,18 @@ struct JobManagerOptions {
 /// (its own state changes included) go to its JobHistory. A job's failure,
 /// even an exception out of the engine, ends that job only.
 ///
+/// With a JobStore, every record, event and trained model is written
+/// through to it, and Create recovers the stored jobs: finished ones as
+/// they were, queued or running ones as INTERRUPTED.
+///
 /// Specs must have passed engine::ValidateJobSpec and CheckLimits.
 /// Thread-safe; the destructor shuts down with no grace period.
 class JobManager {
  public:
-  explicit JobManager(const JobManagerOptions& options);
+  /// Recovers the jobs of `store` (optional, not owned; it must outlive
+  /// the manager), then starts the workers. Errors are the store's.
+  static absl::StatusOr<std::unique_ptr<JobManager>> Create(
+      const JobManagerOptions& options, JobStore* store);
   ~JobManager();
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
@@ -75,7 +87,8 @@ class JobManager {
   absl::StatusOr<gradwatch::v1::PredictResponse> Predict(
       const gradwatch::v1::PredictRequest& request) const;
 
-  /// The job's current parameters; errors as Predict.
+  /// The job's current parameters (a recovered job: its stored model);
+  /// errors as Predict.
   absl::StatusOr<gradwatch::v1::Model> GetModel(
       const std::string& job_id) const;
 
@@ -91,6 +104,18 @@ class JobManager {
  private:
   struct Entry;
 
+  JobManager(const JobManagerOptions& options, JobStore* store);
+  absl::Status Recover();
+  // Appends to the job's history and writes the event through to the store.
+  void Append(const std::shared_ptr<Entry>& entry,
+              gradwatch::v1::JobEvent event);
+  void EmitState(const std::shared_ptr<Entry>& entry,
+                 gradwatch::v1::JobState state, const std::string& message);
+  void PersistRecord(const Entry& entry);
+  void ReportStoreError(const std::string& job_id, const absl::Status& status);
+  absl::StatusOr<std::shared_ptr<engine::Trainer>> TrainerFor(
+      const std::shared_ptr<Entry>& entry) const;
+
   std::shared_ptr<Entry> Find(const std::string& job_id) const;
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Entry>& entry);
@@ -104,6 +129,7 @@ class JobManager {
   bool NothingRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const JobManagerOptions options_;
+  JobStore* const store_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Entry>> jobs_
@@ -112,6 +138,8 @@ class JobManager {
   std::map<uint64_t, std::shared_ptr<Entry>> by_creation_ ABSL_GUARDED_BY(mu_);
   uint64_t next_creation_ ABSL_GUARDED_BY(mu_) = 1;
   std::deque<std::shared_ptr<Entry>> queue_ ABSL_GUARDED_BY(mu_);
+  // Submissions between their admission and their place in queue_.
+  int64_t admitting_ ABSL_GUARDED_BY(mu_) = 0;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool workers_joined_ ABSL_GUARDED_BY(mu_) = false;
