@@ -286,6 +286,41 @@ TEST_F(JobStreamsTest, AReaderThatNeverReadsDoesNotStallTheJob) {
   }
 }
 
+TEST_F(JobStreamsTest, ADivergingJobFailsAloneWhileAnotherSucceeds) {
+  Start({"--max_concurrent_jobs=2", "--job_threads=1"});
+  // Plain SGD at a learning rate of 1000 on a regression: the weights grow
+  // geometrically until the loss is no longer finite.
+  v1::JobSpec diverging;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        data {
+          synthetic { kind: TEACHER_STUDENT samples: 200 features: 2 seed: 3 }
+        }
+        model {
+          layers { units: 16 activation: TANH }
+          layers { units: 1 }
+        }
+        loss: MSE
+        optimizer { learning_rate: 1000 }
+        training { steps: 2000 batch_size: 20 seed: 1 threads: 1 }
+      )pb",
+      &diverging));
+  const v1::Job bad = Submit(diverging);
+  const v1::Job good = Submit(SpiralsSpec(300));
+
+  const std::vector<v1::JobEvent> bad_events = WatchAll(bad.id());
+  EXPECT_EQ(FinalState(bad_events), v1::FAILED);
+  const v1::Job failed = GetJob(bad.id());
+  EXPECT_EQ(failed.summary().diagnosis(), v1::DIVERGED);
+  EXPECT_LT(failed.steps_completed(), 2000u);
+  EXPECT_THAT(failed.summary().error(), HasSubstr("non-finite"));
+
+  EXPECT_EQ(FinalState(WatchAll(good.id())), v1::SUCCEEDED);
+  EXPECT_EQ(GetJob(good.id()).steps_completed(), 300u);
+  // And the server takes new work.
+  EXPECT_EQ(FinalState(WatchAll(Submit(SpiralsSpec(10)).id())), v1::SUCCEEDED);
+}
+
 TEST_F(JobStreamsTest, CancelJobStopsARunningJob) {
   Start();
   const v1::Job job = Submit(LongSpec());
