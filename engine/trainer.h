@@ -3,15 +3,15 @@
 
 // Intended usage:
 //
-//   absl::Status valid = ValidateJobSpec(spec);        // the one check
+//   absl::Status valid = ValidateJobSpec(spec);  // the one check
 //   auto trainer = Trainer::Create(spec, {.threads = 2});
 //   if (!trainer.ok()) return trainer.status();
-//   CancellationToken cancel;                         // Cancel() from any
-//   thread v1::Summary summary = (*trainer)->Run(
-//       [](const v1::JobEvent& event) { /* started, stats, alert, summary */ },
+//   CancellationToken cancel;  // Cancel() from any thread
+//   v1::Summary summary = (*trainer)->Run(
+//       [](const v1::JobEvent& event) { /* started, stats, alert, ... */ },
 //       cancel);
-//   auto outputs = (*trainer)->Predict(rows);          // trained model
-//   auto model = (*trainer)->GetModel();                // plain-layout weights
+//   auto outputs = (*trainer)->Predict(rows);  // the trained model
+//   auto model = (*trainer)->GetModel();       // plain-layout weights
 //
 // The trainer knows nothing of gRPC or Prometheus: it reports through the
 // callback, which runs on the training thread and must be quick (copy the
