@@ -10,12 +10,14 @@
 #include "absl/synchronization/mutex.h"
 #include "engine/batcher.h"
 #include "engine/dataset.h"
+#include "engine/health_monitor.h"
 #include "engine/loss.h"
 #include "engine/lr_schedule.h"
 #include "engine/model.h"
 #include "engine/onednn_util.h"
 #include "engine/optimizer.h"
 #include "engine/spec_defaults.h"
+#include "engine/stats_collector.h"
 
 namespace gradwatch::engine {
 
@@ -33,6 +35,8 @@ struct Trainer::State {
   absl::Mutex mu;
   std::unique_ptr<Model> model ABSL_GUARDED_BY(mu);
   std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<StatsCollector> collector;
+  std::unique_ptr<HealthMonitor> monitor;
   uint64_t steps_done ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -105,7 +109,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     state->model = *std::move(model);
     state->optimizer = std::make_unique<Optimizer>(
         state->spec.optimizer(), state->model->ParamTensors());
+    state->collector = std::make_unique<StatsCollector>(
+        state->spec.monitoring(), *state->model);
   }
+  state->monitor = std::make_unique<HealthMonitor>(
+      state->spec, train.features, ChanceLevelLoss(state->spec.loss(), train));
   // Warm-up: the first execution of each primitive pays for its JIT code
   // and the OpenMP team's start (tens of ms); paying here keeps step 1's
   // timing representative. Gradients are overwritten by every step and no
@@ -146,15 +154,21 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
                          const CancellationToken& cancel) {
   State& s = *state_;
   const v1::JobSpec& spec = s.spec;
+  const v1::MonitoringSpec& monitoring = spec.monitoring();
   const uint64_t total_steps = spec.training().steps();
   const auto run_start = std::chrono::steady_clock::now();
   s.run_info.set_denormals_flushed(
       ConfigureComputeThreads(s.threads, spec.training().flush_denormals()));
 
-  v1::JobEvent event;
+  v1::JobEvent event;  // started, alerts, summary
   event.mutable_started()->CopyFrom(s.run_info);
   on_event(event);
 
+  // The step event is reused: its per-layer messages keep their memory
+  // from one collected step to the next.
+  v1::JobEvent step_event;
+  v1::StepStats* stats = step_event.mutable_stats();
+  std::vector<v1::Alert> alerts;
   v1::Summary summary;
   summary.set_state(v1::SUCCEEDED);
   Model& model = *s.model;  // the pointer never changes after Create
@@ -165,7 +179,9 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
   std::vector<UpdateResult> updates(s.optimizer->tensors().size());
   double last_loss = 0, last_accuracy = 0;
   uint64_t step = 0;
+  auto every = [&](uint64_t n) { return n > 0 && step % n == 0; };
 
+  absl::Status failure;  // from evaluation or the dataset sweep
   absl::Status status = CatchDnnlErrors("training", [&] {
     for (step = 1; step <= total_steps; ++step) {
       if (cancel.cancelled()) {
@@ -188,34 +204,52 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
                                    ? static_cast<float>(clip / grad_norm)
                                    : 1.0f;
       const double lr = LearningRateAt(spec.optimizer(), step, total_steps);
+      const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);
+      const bool collect = step == 1 || step == total_steps || !finite ||
+                           every(monitoring.stats_every());
       {
         absl::MutexLock lock(&s.mu);
-        s.optimizer->Step(lr, grad_scale, updates);
-        model.UpdateRunningStats();
+        if (finite) {
+          s.optimizer->Step(lr, grad_scale, updates);
+          model.UpdateRunningStats();
+        }
         s.steps_done = step;
       }
-      const double step_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                        step_start)
-              .count();
 
       last_loss = loss.loss;
       last_accuracy =
           regression ? 0 : static_cast<double>(loss.correct) / batch;
-      event.Clear();
-      event.set_step(step);
-      v1::StepStats* stats = event.mutable_stats();
+      step_event.set_step(step);
       stats->set_step(step);
       stats->set_epoch(s.batcher->epoch());
       stats->set_loss(last_loss);
       stats->set_accuracy(last_accuracy);
       stats->set_learning_rate(lr);
       stats->set_grad_norm(grad_norm);
-      stats->set_step_seconds(step_seconds);
+      stats->clear_validation_loss();
+      stats->clear_validation_accuracy();
+      if (collect) {
+        s.collector->Collect(model, updates, stats);
+        if (every(monitoring.dataset_sweep_every())) {
+          absl::MutexLock lock(&s.mu);
+          absl::Status sweep =
+              s.collector->SweepDataset(model, s.data.train, stats);
+          if (!sweep.ok()) {
+            failure = sweep;
+            return;
+          }
+        }
+      } else {
+        stats->mutable_layers()->Clear();
+      }
+      stats->set_step_seconds(std::chrono::duration<double>(
+                                  std::chrono::steady_clock::now() - step_start)
+                                  .count());
 
-      const uint32_t val_every = spec.monitoring().validation_every();
-      if (s.data.validation.rows > 0 && val_every > 0 &&
-          (step % val_every == 0 || step == total_steps)) {
+      const bool validate =
+          s.data.validation.rows > 0 &&
+          (every(monitoring.validation_every()) || step == total_steps);
+      if (validate) {
         double val_loss = 0, val_accuracy = 0;
         absl::Status eval;
         {
@@ -223,30 +257,44 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
           eval =
               Evaluate(model, spec, s.data.validation, val_loss, val_accuracy);
         }
-        if (eval.ok()) {
-          stats->set_validation_loss(val_loss);
-          stats->set_validation_accuracy(val_accuracy);
-          summary.set_final_validation_loss(val_loss);
-          summary.set_final_validation_accuracy(val_accuracy);
+        if (!eval.ok()) {
+          failure = eval;
+          return;
         }
+        stats->set_validation_loss(val_loss);
+        stats->set_validation_accuracy(val_accuracy);
+        summary.set_final_validation_loss(val_loss);
+        summary.set_final_validation_accuracy(val_accuracy);
       }
-      on_event(event);
 
-      if (!IsFinite(loss.loss) || !IsFinite(grad_norm)) {
+      alerts.clear();
+      s.monitor->Observe(*stats, &alerts);
+      if (collect || validate) on_event(step_event);
+      for (v1::Alert& alert : alerts) {
+        event.Clear();
+        event.set_step(step);
+        *event.mutable_alert() = std::move(alert);
+        on_event(event);
+      }
+      if (!finite || s.monitor->diverged()) {
         summary.set_state(v1::FAILED);
-        summary.set_diagnosis(v1::DIVERGED);
-        summary.set_diverged_step(step);
-        summary.set_diverged_tensor(IsFinite(loss.loss) ? "gradients" : "loss");
-        summary.set_error(absl::StrCat("non-finite ", summary.diverged_tensor(),
-                                       " at step ", step));
+        summary.set_error(
+            absl::StrCat("diverged: non-finite values at step ", step));
+        break;
+      }
+      if (s.monitor->stop_requested()) {
+        summary.set_state(v1::FAILED);
+        summary.set_error(s.monitor->stop_reason());
         break;
       }
     }
   });
+  if (status.ok()) status = failure;
   if (!status.ok()) {
     summary.set_state(v1::FAILED);
     summary.set_error(std::string(status.message()));
   }
+  s.monitor->FillSummary(&summary);
   summary.set_steps_completed(std::min(step, total_steps));
   summary.set_final_loss(last_loss);
   summary.set_final_accuracy(last_accuracy);
