@@ -40,6 +40,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   job_options.job_threads = options.job_threads;
   job_options.max_queued_jobs = options.limits.max_queued_jobs;
   job_options.max_watchers_per_job = options.limits.max_watchers_per_job;
+  job_options.observer = options.job_observer;
   // No store yet: jobs live as long as the process.
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
       JobManager::Create(job_options, /*store=*/nullptr);

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/job_observer.h"
 #include "server/limits.h"
 
 namespace gradwatch::server {
@@ -26,6 +27,9 @@ struct ServerOptions {
   int job_threads = 1;
   /// On shutdown, how long running jobs may go on before they are stopped.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  /// Told every job event, e.g. the MetricsExporter (not owned; may be
+  /// null; must outlive the server).
+  JobObserver* job_observer = nullptr;
 };
 
 /// The gradwatch gRPC server: the Trainer service over a JobManager, the

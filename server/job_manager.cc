@@ -126,6 +126,9 @@ absl::Status JobManager::Recover() {
 void JobManager::Append(const std::shared_ptr<Entry>& entry,
                         v1::JobEvent event) {
   JobHistory::EventPtr stored = entry->history->Append(std::move(event));
+  if (options_.observer != nullptr && stored != nullptr) {
+    options_.observer->OnJobEvent(entry->id, *stored);
+  }
   if (store_ != nullptr && stored != nullptr) {
     absl::Status written = store_->AppendEvent(*stored);
     if (!written.ok()) ReportStoreError(entry->id, written);

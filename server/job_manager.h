@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gradwatch/v1/trainer.pb.h"
 #include "server/job_history.h"
+#include "server/job_observer.h"
 #include "server/job_store.h"
 
 namespace gradwatch::engine {
@@ -34,6 +35,8 @@ struct JobManagerOptions {
   int64_t max_queued_jobs = 64;
   /// Streams following one job at once.
   int64_t max_watchers_per_job = 32;
+  /// Told every event appended to a job's history (not owned; may be null).
+  JobObserver* observer = nullptr;
 };
 
 /// Runs jobs: a bounded queue, a pool of worker threads that each train one

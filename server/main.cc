@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "absl/time/time.h"
 #include "server/grpc_server.h"
 #include "server/limits.h"
+#include "server/metrics_exporter.h"
 #include "server/signal_waiter.h"
 
 namespace {
@@ -64,6 +66,34 @@ ABSL_FLAG(int, job_threads, 0,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long running jobs may continue before "
           "they are stopped and marked INTERRUPTED.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "HOST:PORT of the Prometheus /metrics endpoint; port 0 picks a free "
+          "port (see --metrics_port_file); empty disables it.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, the bound metrics port is written to this file.");
+ABSL_FLAG(absl::Duration, metrics_retention, absl::Minutes(10),
+          "How long a finished job's series stay on /metrics; keep it longer "
+          "than the slowest alert's `for` plus a scrape interval.");
+ABSL_FLAG(double, dead_neuron_alert_threshold, 0.5,
+          "Dead-neuron ratio above which GradwatchDeadNeuronRatioHigh fires; "
+          "exported as gradwatch_dead_neuron_alert_threshold, which the rule "
+          "compares against.");
+
+namespace {
+
+// Writes `port` to `path` whole under a temporary name, then renames it: a
+// reader never sees a partial port.
+bool WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::fprintf(stderr, "gradwatch-server: cannot write %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits the mask.
@@ -98,6 +128,34 @@ int main(int argc, char** argv) {
   }
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
+  // Before the server: it must outlive the job manager that feeds it.
+  std::unique_ptr<gradwatch::server::MetricsExporter> metrics;
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!metrics_listen.empty()) {
+    gradwatch::server::MetricsExporterOptions metrics_options;
+    metrics_options.retention = absl::GetFlag(FLAGS_metrics_retention);
+    metrics_options.dead_neuron_alert_threshold =
+        absl::GetFlag(FLAGS_dead_neuron_alert_threshold);
+    metrics =
+        std::make_unique<gradwatch::server::MetricsExporter>(metrics_options);
+    absl::StatusOr<int> metrics_port = metrics->Serve(metrics_listen);
+    if (!metrics_port.ok()) {
+      std::fprintf(stderr, "gradwatch-server: %s\n",
+                   metrics_port.status().ToString().c_str());
+      return 1;
+    }
+    const std::string metrics_port_file =
+        absl::GetFlag(FLAGS_metrics_port_file);
+    if (!metrics_port_file.empty() &&
+        !WritePortFile(metrics_port_file, *metrics_port)) {
+      return 1;
+    }
+    std::printf("gradwatch-server metrics on http://%s:%d/metrics\n",
+                metrics_listen.substr(0, metrics_listen.rfind(':')).c_str(),
+                *metrics_port);
+    options.job_observer = metrics.get();
+  }
+
   auto server = gradwatch::server::GrpcServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "gradwatch-server: %s\n",
@@ -106,15 +164,7 @@ int main(int argc, char** argv) {
   }
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
-    // Written whole under a temporary name, then renamed: a reader never
-    // sees a partial port.
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      std::fprintf(stderr, "gradwatch-server: cannot write %s\n",
-                   port_file.c_str());
-      return 1;
-    }
+    if (!WritePortFile(port_file, (*server)->port())) return 1;
   }
   std::printf("gradwatch-server listening on %s:%d\n",
               (*server)->host().c_str(), (*server)->port());

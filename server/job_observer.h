@@ -1,0 +1,25 @@
+#ifndef GRADWATCH_SERVER_JOB_OBSERVER_H_
+#define GRADWATCH_SERVER_JOB_OBSERVER_H_
+
+#include <string>
+
+#include "gradwatch/v1/events.pb.h"
+
+namespace gradwatch::server {
+
+/// Told about every event a job appends to its history (state changes,
+/// run info, step statistics, alerts, the summary), in the history's order
+/// for each job. Called on the appending thread, usually a training thread
+/// between two steps, and for different jobs from different threads at
+/// once: implementations must be thread-safe, must not block, and must not
+/// call back into the JobManager.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  virtual void OnJobEvent(const std::string& job_id,
+                          const gradwatch::v1::JobEvent& event) = 0;
+};
+
+}  // namespace gradwatch::server
+
+#endif  // GRADWATCH_SERVER_JOB_OBSERVER_H_
