@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 
 namespace gradwatch::client {
 namespace {
@@ -44,6 +45,16 @@ constexpr Subcommand kSubcommands[] = {
      "Prints the Job message (state, progress, run info, summary, spec)."},
     {"cancel", "JOB", 1, 1, "cancel a queued or running job",
      "A job that already ended is left as it is; its state is printed."},
+    {"export", "JOB", 1, 1, "write a job's events or statistics to a file",
+     "Writes the job's whole history: with --format jsonl every event as a\n"
+     "line of JSON, with --format csv one row per step and layer (loss,\n"
+     "dead ratios, saturation, gradient and update figures). A running job\n"
+     "is followed to its end."},
+    {"plot", "JOB", 1, 1, "draw a job's statistics as an SVG file",
+     "Draws the loss, each layer's dead ratio with the DEAD_RELU alert\n"
+     "threshold, each layer's weight-gradient norm (log scale) and update\n"
+     "ratio (log scale) against the step, into the file given with -o; it\n"
+     "opens in any browser. A running job is followed to its end."},
     {"predict", "JOB ROWS.csv", 2, 2, "run a trained model on CSV rows",
      "Each line of ROWS.csv holds one input row: comma-separated numbers, as\n"
      "many as the model's inputs. A first line that is not all numbers is a\n"
@@ -90,6 +101,12 @@ constexpr Flag kFlags[] = {
     {"local", nullptr, "train in this process, without a server", "train"},
     {"from-step", "N", "replay events from step N on; default 0 (all)",
      "watch"},
+    {"format", "csv|jsonl",
+     "csv: one row per step and layer; jsonl (default):\nevery event",
+     "export"},
+    {"out", "FILE",
+     "write to FILE (also -o FILE); export: default\nstandard output",
+     "export,plot"},
     {"state", "STATE",
      "only jobs in STATE: queued, running, succeeded,\nfailed, cancelled or "
      "interrupted",
@@ -110,23 +127,35 @@ const Flag* FindFlag(absl::string_view name) {
   return nullptr;
 }
 
-// Flags of one subcommand (or the global ones for nullptr), one per line,
-// their help wrapped under a column.
-std::string FlagLines(const char* only_for, bool name_subcommand) {
+// Whether a flag may be given to `command`.
+bool AppliesTo(const Flag& flag, absl::string_view command) {
+  if (flag.only_for == nullptr) return true;
+  for (absl::string_view scope : absl::StrSplit(flag.only_for, ',')) {
+    if (scope == command) return true;
+  }
+  return false;
+}
+
+// One line per flag, help wrapped under a column: the global flags
+// (subcommand nullptr), one subcommand's own flags, or with `all_scoped`
+// every subcommand's flags, each prefixed with its subcommands.
+std::string FlagLines(const char* subcommand, bool all_scoped) {
   std::string text;
   for (const Flag& flag : kFlags) {
     const bool global = flag.only_for == nullptr;
-    if (only_for == nullptr
-            ? !global
-            : (global || absl::string_view(flag.only_for) != only_for)) {
+    if (all_scoped ? global
+                   : (subcommand == nullptr
+                          ? !global
+                          : global || !AppliesTo(flag, subcommand))) {
       continue;
     }
     const std::string left =
         flag.value ? absl::StrCat("--", flag.name, " ", flag.value)
                    : absl::StrCat("--", flag.name);
     std::string help = flag.help;
-    if (name_subcommand && flag.only_for != nullptr) {
-      help = absl::StrCat(flag.only_for, ": ", help);
+    if (all_scoped) {
+      help = absl::StrCat(absl::StrReplaceAll(flag.only_for, {{",", ", "}}),
+                          ": ", help);
     }
     absl::StrAppend(
         &text,
@@ -189,6 +218,15 @@ absl::Status ApplyFlag(const Flag& flag, absl::string_view value,
       return UsageError(absl::StrCat(
           "--from-step must be a non-negative integer, got '", value, "'"));
     }
+  } else if (name == "format") {
+    if (value != "csv" && value != "jsonl") {
+      return UsageError(
+          absl::StrCat("--format must be csv or jsonl, got '", value, "'"));
+    }
+    line->format = std::string(value);
+  } else if (name == "out") {
+    if (value.empty()) return UsageError("--out must not be empty");
+    line->out = std::string(value);
   } else if (name == "state") {
     v1::JobState state;
     if (!v1::JobState_Parse(absl::AsciiStrToUpper(value), &state) ||
@@ -227,6 +265,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(
     }
     if (arg == "-h") {
       help = true;
+      continue;
+    }
+    if (arg == "-o") {  // short for --out
+      if (i + 1 >= args.size()) return UsageError("-o needs a value (FILE)");
+      flags.emplace_back(FindFlag("out"), args[++i]);
       continue;
     }
     if (!absl::StartsWith(arg, "--")) {
@@ -284,11 +327,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(
     return line;
   }
   for (const auto& [flag, value] : flags) {
-    if (flag->only_for != nullptr && line.command != flag->only_for &&
-        line.command != "help") {
-      return UsageError(absl::StrCat("--", flag->name, " is a flag of '",
-                                     flag->only_for, "', not of '",
-                                     line.command, "'"));
+    if (!AppliesTo(*flag, line.command)) {
+      return UsageError(
+          absl::StrCat("--", flag->name, " is a flag of '",
+                       absl::StrReplaceAll(flag->only_for, {{",", "' and '"}}),
+                       "', not of '", line.command, "'"));
     }
     absl::Status applied = ApplyFlag(*flag, value, &line);
     if (!applied.ok()) return applied;
@@ -302,6 +345,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(
   if (line.command == "help" && !line.args.empty() &&
       FindSubcommand(line.args[0]) == nullptr) {
     return UsageError(absl::StrCat("unknown subcommand '", line.args[0], "'"));
+  }
+  if (line.command == "plot" && line.out.empty()) {
+    return UsageError("plot needs the output file: -o FILE.svg");
   }
   return line;
 }
@@ -320,10 +366,7 @@ std::string UsageText() {
                     absl::StrFormat("  %-26s %s\n", left, subcommand.summary));
   }
   absl::StrAppend(&text, "\nglobal flags:\n", FlagLines(nullptr, false));
-  absl::StrAppend(&text, "\nsubcommand flags:\n");
-  for (const Subcommand& subcommand : kSubcommands) {
-    absl::StrAppend(&text, FlagLines(subcommand.name, true));
-  }
+  absl::StrAppend(&text, "\nsubcommand flags:\n", FlagLines(nullptr, true));
   absl::StrAppend(
       &text,
       "\nSpecs are JobSpec messages in protobuf's JSON mapping (see "

@@ -50,6 +50,10 @@ struct CommandLine {
   uint64_t from_step = 0;
   /// list --state
   gradwatch::v1::JobState state = gradwatch::v1::JOB_STATE_UNSPECIFIED;
+  /// export --format: "jsonl" or "csv".
+  std::string format = "jsonl";
+  /// export and plot -o/--out; empty = standard output (export only).
+  std::string out;
 };
 
 /// Parses the arguments after the program name. `server_env` is the value

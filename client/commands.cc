@@ -1,8 +1,13 @@
 #include "client/commands.h"
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,7 +19,9 @@
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/event_printer.h"
+#include "client/export.h"
 #include "client/local_run.h"
+#include "client/plot.h"
 #include "client/rows_csv.h"
 #include "client/spec_io.h"
 #include "engine/spec_validation.h"
@@ -242,6 +249,72 @@ int Predict(const Context& context) {
   return kExitOk;
 }
 
+absl::Status WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  if (file) file << contents;
+  if (!file) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+int Export(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  // Written to memory first, so that a failed export leaves no partial file.
+  std::ostringstream buffer;
+  std::ostream& sink = context.line.out.empty() ? context.out : buffer;
+  const bool csv = context.line.format == "csv";
+  std::optional<StatsCsvWriter> csv_writer;
+  if (csv) csv_writer.emplace(sink);
+  uint64_t events = 0;
+  absl::Status status = (*client)->WatchJob(
+      context.line.args[0], 0, [&](const v1::JobEvent& event) {
+        ++events;
+        if (csv) {
+          csv_writer->Write(event);
+        } else {
+          sink << ToJsonLine(event) << '\n';
+        }
+        return true;
+      });
+  if (!status.ok()) return ReportError(status, context.err);
+  if (context.line.out.empty()) return kExitOk;
+  absl::Status written = WriteFile(context.line.out, buffer.str());
+  if (!written.ok()) return ReportError(written, context.err);
+  context.out << "wrote " << events << " events of " << context.line.args[0]
+              << " to " << context.line.out << '\n';
+  return kExitOk;
+}
+
+int Plot(const Context& context) {
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
+  if (!client.ok()) return ReportError(client.status(), context.err);
+  const std::string& job_id = context.line.args[0];
+  absl::StatusOr<v1::Job> job = (*client)->GetJob(job_id);
+  if (!job.ok()) return ReportError(job.status(), context.err);
+  std::vector<v1::JobEvent> events;
+  absl::Status status =
+      (*client)->WatchJob(job_id, 0, [&](const v1::JobEvent& event) {
+        events.push_back(event);
+        return true;
+      });
+  if (!status.ok()) return ReportError(status, context.err);
+  PlotOptions options;
+  options.title = job->spec().name().empty()
+                      ? job_id
+                      : absl::StrCat(job_id, " - ", job->spec().name());
+  const v1::RuleConfig& dead_relu =
+      job->spec().monitoring().rules().dead_relu();
+  if (dead_relu.has_threshold()) options.dead_threshold = dead_relu.threshold();
+  absl::Status written =
+      WriteFile(context.line.out, PlotJobSvg(events, options));
+  if (!written.ok()) return ReportError(written, context.err);
+  context.out << "wrote " << context.line.out << '\n';
+  return kExitOk;
+}
+
 int Validate(const Context& context) {
   absl::StatusOr<v1::JobSpec> spec = ReadJobSpecFile(context.line.args[0]);
   if (!spec.ok()) return ReportError(spec.status(), context.err);
@@ -294,6 +367,8 @@ int RunCommand(const CommandLine& line, std::ostream& out, std::ostream& err,
   if (command == "list") return List(context);
   if (command == "get") return Get(context);
   if (command == "cancel") return Cancel(context);
+  if (command == "export") return Export(context);
+  if (command == "plot") return Plot(context);
   if (command == "predict") return Predict(context);
   if (command == "model") return Model(context);
   if (command == "validate") return Validate(context);

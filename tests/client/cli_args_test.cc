@@ -102,6 +102,23 @@ TEST(CliArgsTest, SubcommandFlags) {
   EXPECT_THAT(line->args, ElementsAre("--odd-id"));
 }
 
+TEST(CliArgsTest, ExportAndPlotFlags) {
+  absl::StatusOr<CommandLine> line =
+      Parse({"export", "j-1", "--format", "csv", "-o", "stats.csv"});
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_EQ(line->format, "csv");
+  EXPECT_EQ(line->out, "stats.csv");
+  line = Parse({"plot", "j-1", "--out=fig.svg"});
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_EQ(line->out, "fig.svg");
+  EXPECT_EQ(UsageErrorOf({"plot", "j-1"}),
+            "plot needs the output file: -o FILE.svg");
+  EXPECT_EQ(UsageErrorOf({"export", "j-1", "--format", "xml"}),
+            "--format must be csv or jsonl, got 'xml'");
+  EXPECT_EQ(UsageErrorOf({"get", "j-1", "-o", "x"}),
+            "--out is a flag of 'export' and 'plot', not of 'get'");
+}
+
 TEST(CliArgsTest, HelpForms) {
   for (const auto& args :
        std::vector<std::vector<std::string>>{{"--help"}, {"-h"}, {"help"}}) {
@@ -134,7 +151,7 @@ TEST(CliArgsTest, HelpDescribesEverySubcommandAndFlag) {
   for (const char* flag :
        {"--server HOST:PORT", "--timeout SECONDS", "--connect-timeout SECONDS",
         "--output auto|text|jsonl", "--quiet", "--local", "--from-step N",
-        "--state STATE"}) {
+        "--state STATE", "--format csv|jsonl", "--out FILE"}) {
     EXPECT_THAT(usage, HasSubstr(flag)) << flag;
   }
   EXPECT_THAT(usage,

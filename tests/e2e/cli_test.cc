@@ -262,6 +262,42 @@ TEST(CliTest, SubmitWatchListGetPredictModel) {
   EXPECT_THAT(missing.err, StartsWith("error: NOT_FOUND: "));
 }
 
+TEST(CliTest, ExportAndPlotAFinishedJob) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const std::string address = server->address();
+  Result submitted = Gradwatch({"--server", address, "submit", "--output",
+                                "text", WriteTemp("tiny.json", kTinySpec)});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string job = submitted.out.substr(0, submitted.out.find('\n'));
+
+  Result csv =
+      Gradwatch({"--server", address, "export", job, "--format", "csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const std::vector<std::string> rows = csv.OutLines();
+  ASSERT_GE(rows.size(), 51u);  // header + at least one row per step
+  EXPECT_THAT(rows[0], StartsWith("step,epoch,loss,accuracy,"));
+  EXPECT_THAT(rows[1], StartsWith("1,0,"));
+  EXPECT_THAT(rows.back(), StartsWith("50,"));
+
+  const std::string jsonl_path = testing::TempDir() + "/cli_test_export.jsonl";
+  Result jsonl =
+      Gradwatch({"--server", address, "export", job, "-o", jsonl_path});
+  ASSERT_EQ(jsonl.exit_code, 0) << jsonl.err;
+  EXPECT_THAT(jsonl.out, HasSubstr(" to " + jsonl_path));
+  Result watched = Gradwatch({"--server", address, "watch", job});
+  EXPECT_EQ(ReadAll(jsonl_path), watched.out);  // the same history
+
+  const std::string svg_path = testing::TempDir() + "/cli_test_plot.svg";
+  Result plotted =
+      Gradwatch({"--server", address, "plot", job, "-o", svg_path});
+  ASSERT_EQ(plotted.exit_code, 0) << plotted.err;
+  const std::string svg = ReadAll(svg_path);
+  EXPECT_THAT(svg, StartsWith("<svg "));
+  EXPECT_THAT(svg, HasSubstr(job + " - tiny"));
+  EXPECT_THAT(svg, HasSubstr("alert threshold 0.5"));
+}
+
 TEST(CliTest, CancelledJobExitsFour) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
