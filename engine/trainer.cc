@@ -267,8 +267,10 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
         summary.set_final_validation_accuracy(val_accuracy);
       }
 
+      // Rules and diagnosis are evaluated on collected steps (every
+      // divergent step is one), so their for_steps count evaluations.
       alerts.clear();
-      s.monitor->Observe(*stats, &alerts);
+      if (collect) s.monitor->Observe(*stats, &alerts);
       if (collect || validate) on_event(step_event);
       for (v1::Alert& alert : alerts) {
         event.Clear();
