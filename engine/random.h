@@ -41,8 +41,8 @@ class Rng {
   /// Uniform integer in [0, n), n > 0 (Lemire's multiply-shift; the
   /// negligible bias is irrelevant for shuffling and sampling here).
   uint64_t Below(uint64_t n) {
-    return static_cast<uint64_t>(
-        (static_cast<unsigned __int128>(Next()) * n) >> 64);
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >>
+                                 64);
   }
 
   /// Standard normal by the Box-Muller transform (no cached second value,
@@ -54,9 +54,7 @@ class Rng {
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
   }
 
-  double Normal(double mean, double stddev) {
-    return mean + stddev * Normal();
-  }
+  double Normal(double mean, double stddev) { return mean + stddev * Normal(); }
 
  private:
   static uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
