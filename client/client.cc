@@ -81,17 +81,24 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   auto client = std::make_unique<Client>(channel, target, options);
-  if (channel->WaitForConnected(
-          absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
-    return client;
+  // Wait for READY, but give up at the first failed attempt: a refused
+  // connection is reported at once, not after the whole timeout.
+  const auto deadline =
+      absl::ToChronoTime(absl::Now() + options.connect_timeout);
+  grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY &&
+         state != GRPC_CHANNEL_TRANSIENT_FAILURE &&
+         state != GRPC_CHANNEL_SHUTDOWN &&
+         channel->WaitForStateChange(state, deadline)) {
+    state = channel->GetState(/*try_to_connect=*/true);
   }
+  if (state == GRPC_CHANNEL_READY) return client;
   // The channel keeps the last connection error to itself; a call made
   // without wait-for-ready fails at once and carries it ("Connection
   // refused", "DNS resolution failed", ...).
   std::string reason = absl::StrCat(
       "not connected within ", absl::FormatDuration(options.connect_timeout));
-  if (channel->GetState(/*try_to_connect=*/false) ==
-      GRPC_CHANNEL_TRANSIENT_FAILURE) {
+  if (state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
     ClientOptions probe_options = options;
     probe_options.rpc_timeout = std::min(options.rpc_timeout, absl::Seconds(2));
     Client probe(channel, target, probe_options);
