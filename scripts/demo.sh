@@ -43,7 +43,7 @@ server="127.0.0.1:$(cat "$workdir/port")"
 echo "demo: gradwatch-server (pid $server_pid) listening on $server; log in $log"
 
 gradwatch="$root/build/client/gradwatch"
-"$gradwatch" --server "$server" health
+"$gradwatch" --server "$server" --output text health
 echo "demo: gradwatch train examples/spirals.json"
 # Text output: a live table on a terminal, one line per step otherwise.
 "$gradwatch" --server "$server" --output text train \
