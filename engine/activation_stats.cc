@@ -21,48 +21,31 @@ constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
 constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kInfBits = 0x7f800000u;
+constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kHistogramChunk = 1024;
+// Entries per f32 partial sum: each of 16 lanes adds at most 64 terms.
+constexpr int kMomentChunk = 1024;
+constexpr int kShiftSample = 64;
 
-// Each test returns 1 when the derivative at (z, a = f(z)) is exactly zero
-// (Inactive) or below the saturation threshold (Saturated), computed in
-// f32 as back-propagation computes it.
-struct NeverTest {
-  uint8_t Inactive(float, float) const { return 0; }
-  uint8_t Saturated(float, float) const { return 0; }
+// f'(z) as back-propagation computes it in f32, from z and a = f(z).
+struct ReluDerivative {
+  float operator()(float z, float) const { return z <= 0.0f ? 0.0f : 1.0f; }
 };
 
-struct ReluTest {
-  uint8_t Inactive(float z, float) const { return z <= 0.0f; }
-  uint8_t Saturated(float, float) const { return 0; }
+struct SigmoidDerivative {
+  float operator()(float, float a) const { return a * (1.0f - a); }
 };
 
-struct StepTest {
-  uint8_t Inactive(float, float) const { return 1; }
-  uint8_t Saturated(float, float) const { return 0; }
-};
-
-struct SigmoidTest {
-  float threshold;
-  uint8_t Inactive(float, float a) const { return a * (1.0f - a) == 0.0f; }
-  uint8_t Saturated(float, float a) const { return a * (1.0f - a) < threshold; }
-};
-
-struct TanhTest {
-  float threshold;
-  uint8_t Inactive(float, float a) const { return 1.0f - a * a == 0.0f; }
-  uint8_t Saturated(float, float a) const { return 1.0f - a * a < threshold; }
+struct TanhDerivative {
+  float operator()(float, float a) const { return 1.0f - a * a; }
 };
 
 // For z <= 0, f' = alpha * exp(z) = a + alpha: exactly 0 once exp(z) - 1
 // rounds to -1.
-struct EluTest {
+struct EluDerivative {
   float alpha;
-  float threshold;
-  uint8_t Inactive(float z, float a) const {
-    return (z <= 0.0f) & (a + alpha == 0.0f);
-  }
-  uint8_t Saturated(float z, float a) const {
-    return (z <= 0.0f) & (a + alpha < threshold);
+  float operator()(float z, float a) const {
+    return z > 0.0f ? 1.0f : a + alpha;
   }
 };
 
@@ -72,125 +55,125 @@ float GeluDerivative(float z) {
   return cdf + z * pdf;
 }
 
-// Updates the per-unit flags row by row and stops as soon as no unit can
-// still be inactive or saturated on every row.
-template <bool kWithSaturation, class Test>
-void ScanRows(const Test& test, const float* z, const float* a, int rows,
-              int units, uint8_t* inactive, uint8_t* saturated) {
+// NaN becomes +Inf so that it counts as active.
+inline float AbsOrInf(float d) {
+  const float v = std::fabs(d);
+  return v == v ? v : kInf;
+}
+
+// max_abs[j] = max over rows of |f'|; inlined into the vectorized clones
+// below.
+template <class Derivative>
+inline void MaxAbsDerivative(const Derivative& derivative, const float* z,
+                             const float* a, int rows, int units,
+                             float* max_abs) {
+  std::fill(max_abs, max_abs + units, 0.0f);
   for (int r = 0; r < rows; ++r) {
     const float* zr = z + static_cast<int64_t>(r) * units;
     const float* ar = a + static_cast<int64_t>(r) * units;
-    uint8_t any = 0;
     for (int j = 0; j < units; ++j) {
-      const uint8_t in = inactive[j] & test.Inactive(zr[j], ar[j]);
-      inactive[j] = in;
-      any |= in;
-      if constexpr (kWithSaturation) {
-        const uint8_t sat = saturated[j] & test.Saturated(zr[j], ar[j]);
-        saturated[j] = sat;
-        any |= sat;
-      }
+      const float v = AbsOrInf(derivative(zr[j], ar[j]));
+      max_abs[j] = v > max_abs[j] ? v : max_abs[j];
     }
-    if (any == 0) return;
   }
 }
 
-// GELU's derivative needs erf and exp, so it is evaluated only for units
-// whose flags are still set.
-template <bool kWithSaturation>
-void ScanGeluRows(float threshold, const float* z, int rows, int units,
-                  uint8_t* inactive, uint8_t* saturated) {
+GRADWATCH_WIDE_CLONES
+void MaxAbsRelu(const float* z, const float* a, int rows, int units,
+                float* max_abs) {
+  MaxAbsDerivative(ReluDerivative{}, z, a, rows, units, max_abs);
+}
+
+GRADWATCH_WIDE_CLONES
+void MaxAbsSigmoid(const float* z, const float* a, int rows, int units,
+                   float* max_abs) {
+  MaxAbsDerivative(SigmoidDerivative{}, z, a, rows, units, max_abs);
+}
+
+GRADWATCH_WIDE_CLONES
+void MaxAbsTanh(const float* z, const float* a, int rows, int units,
+                float* max_abs) {
+  MaxAbsDerivative(TanhDerivative{}, z, a, rows, units, max_abs);
+}
+
+GRADWATCH_WIDE_CLONES
+void MaxAbsElu(float alpha, const float* z, const float* a, int rows, int units,
+               float* max_abs) {
+  MaxAbsDerivative(EluDerivative{alpha}, z, a, rows, units, max_abs);
+}
+
+// GELU's derivative needs erf and exp: it is evaluated only for units whose
+// maximum is still below `stop`, past which neither test can hold.
+void MaxAbsGelu(float stop, const float* z, int rows, int units,
+                float* max_abs) {
+  std::fill(max_abs, max_abs + units, 0.0f);
   for (int r = 0; r < rows; ++r) {
     const float* zr = z + static_cast<int64_t>(r) * units;
-    uint8_t any = 0;
     for (int j = 0; j < units; ++j) {
-      uint8_t pending = inactive[j];
-      if constexpr (kWithSaturation) pending |= saturated[j];
-      if (pending == 0) continue;
-      const float d = GeluDerivative(zr[j]);
-      inactive[j] &= d == 0.0f;
-      any |= inactive[j];
-      if constexpr (kWithSaturation) {
-        saturated[j] &= std::fabs(d) < threshold;
-        any |= saturated[j];
-      }
+      if (max_abs[j] >= stop) continue;
+      max_abs[j] = std::max(max_abs[j], AbsOrInf(GeluDerivative(zr[j])));
     }
-    if (any == 0) return;
   }
 }
 
-template <bool kWithSaturation>
-void Scan(const ActivationFunction& f, float threshold, const float* z,
-          const float* a, int rows, int units, uint8_t* inactive,
-          uint8_t* saturated) {
-  auto run = [&](const auto& test) {
-    ScanRows<kWithSaturation>(test, z, a, rows, units, inactive, saturated);
-  };
+// Fills max_abs per f; false for activations that are never inactive (the
+// maxima are then +Inf).
+void ComputeMaxAbsDerivative(const ActivationFunction& f, float gelu_stop,
+                             const float* z, const float* a, int rows,
+                             int units, float* max_abs) {
   switch (f.kind) {
     case v1::RELU:
-      return run(ReluTest{});
+      return MaxAbsRelu(z, a, rows, units, max_abs);
     case v1::LEAKY_RELU:
-      return f.negative_slope == 0.0f ? run(ReluTest{}) : run(NeverTest{});
+      if (f.negative_slope == 0.0f) {
+        return MaxAbsRelu(z, a, rows, units, max_abs);
+      }
+      break;
     case v1::STEP:
-      return run(StepTest{});
+      std::fill(max_abs, max_abs + units, 0.0f);
+      return;
     case v1::SIGMOID:
-      return run(SigmoidTest{threshold});
+      return MaxAbsSigmoid(z, a, rows, units, max_abs);
     case v1::TANH:
-      return run(TanhTest{threshold});
+      return MaxAbsTanh(z, a, rows, units, max_abs);
     case v1::ELU:
-      return run(EluTest{f.elu_alpha, threshold});
+      return MaxAbsElu(f.elu_alpha, z, a, rows, units, max_abs);
     case v1::GELU:
-      return ScanGeluRows<kWithSaturation>(threshold, z, rows, units, inactive,
-                                           saturated);
+      return MaxAbsGelu(gelu_stop, z, rows, units, max_abs);
     default:
-      return run(NeverTest{});
+      break;
   }
+  std::fill(max_abs, max_abs + units, kInf);
 }
 
-bool CanBeInactive(const ActivationFunction& f) {
-  switch (f.kind) {
-    case v1::RELU:
-    case v1::STEP:
-    case v1::SIGMOID:
-    case v1::TANH:
-    case v1::ELU:
-    case v1::GELU:
-      return true;
-    case v1::LEAKY_RELU:
-      return f.negative_slope == 0.0f;
-    default:
-      return false;
-  }
-}
-
-struct MomentSums {
-  double a_sum, a_sum_squares, z_sum, z_sum_squares, z_negative, z_nonfinite;
+// Sums of one chunk around the shifts, in f32.
+struct ChunkSums {
+  float a_sum, a_sum_squares, z_sum, z_sum_squares;
+  int32_t z_negative, z_nonfinite;
   float z_min, z_max;
 };
 
-// Counts are accumulated in double (exact below 2^53) so that every
-// reduction of the loop has the same width.
 GRADWATCH_WIDE_CLONES
-void SumMoments(const float* z, const float* a, int64_t n, MomentSums* out) {
-  double a_sum = 0, a_sum_squares = 0, z_sum = 0, z_sum_squares = 0;
-  double z_negative = 0, z_nonfinite = 0;
-  float z_min = std::numeric_limits<float>::infinity();
-  float z_max = -std::numeric_limits<float>::infinity();
+void SumChunk(const float* z, const float* a, int n, float z_shift,
+              float a_shift, ChunkSums* out) {
+  float a_sum = 0, a_sum_squares = 0, z_sum = 0, z_sum_squares = 0;
+  int32_t z_negative = 0, z_nonfinite = 0;
+  float z_min = kInf, z_max = -kInf;
 #pragma omp simd reduction(+ : a_sum, a_sum_squares, z_sum, z_sum_squares, \
                                z_negative, z_nonfinite)                      \
     reduction(min : z_min) reduction(max : z_max)
-  for (int64_t i = 0; i < n; ++i) {
+  for (int i = 0; i < n; ++i) {
     const float zf = z[i];
-    const double av = a[i];
-    const double zv = zf;
-    a_sum += av;
-    a_sum_squares += av * av;
-    z_sum += zv;
-    z_sum_squares += zv * zv;
-    z_negative += zf < 0.0f ? 1.0 : 0.0;
+    const float ad = a[i] - a_shift;
+    const float zd = zf - z_shift;
+    a_sum += ad;
+    a_sum_squares += ad * ad;
+    z_sum += zd;
+    z_sum_squares += zd * zd;
+    z_negative += zf < 0.0f;
     uint32_t bits;
     std::memcpy(&bits, &zf, sizeof(bits));
-    z_nonfinite += (bits & kAbsMask) >= kInfBits ? 1.0 : 0.0;
+    z_nonfinite += (bits & kAbsMask) >= kInfBits;
     z_min = zf < z_min ? zf : z_min;
     z_max = zf > z_max ? zf : z_max;
   }
@@ -198,7 +181,34 @@ void SumMoments(const float* z, const float* a, int64_t n, MomentSums* out) {
           z_negative, z_nonfinite,   z_min, z_max};
 }
 
-double PopulationStd(double sum, double sum_squares, double n) {
+// The same sums in double, for chunks whose f32 sums overflowed.
+void SumChunkInDouble(const float* z, const float* a, int n, float z_shift,
+                      float a_shift, double* sums) {
+  for (int i = 0; i < n; ++i) {
+    const double ad = static_cast<double>(a[i]) - a_shift;
+    const double zd = static_cast<double>(z[i]) - z_shift;
+    sums[0] += ad;
+    sums[1] += ad * ad;
+    sums[2] += zd;
+    sums[3] += zd * zd;
+  }
+}
+
+// A value near the mean of the first entries, so that the shifted sums do
+// not cancel; 0 if none is finite.
+float Shift(const float* x, int64_t n) {
+  double sum = 0;
+  int count = 0;
+  for (int64_t i = 0; i < std::min<int64_t>(n, kShiftSample); ++i) {
+    if (std::isfinite(x[i])) {
+      sum += x[i];
+      ++count;
+    }
+  }
+  return count > 0 ? static_cast<float>(sum / count) : 0.0f;
+}
+
+double ShiftedStd(double sum, double sum_squares, double n) {
   const double mean = sum / n;
   return std::sqrt(std::max(0.0, sum_squares / n - mean * mean));
 }
@@ -245,6 +255,7 @@ ActivationStats::ActivationStats(const ActivationFunction& f, int units,
       units_(units),
       saturation_threshold_(
           static_cast<float>(saturation_eps * f.MaxDerivative())),
+      max_abs_derivative_(units, 0.0f),
       inactive_(units, 0),
       saturated_(units, 0) {
   if (histogram.enabled() && histogram.bins() >= 2 &&
@@ -257,34 +268,62 @@ ActivationStats::ActivationStats(const ActivationFunction& f, int units,
 }
 
 void ActivationStats::Compute(const float* z, const float* a, int rows) {
-  std::fill(inactive_.begin(), inactive_.end(), CanBeInactive(f_) ? 1 : 0);
-  std::fill(saturated_.begin(), saturated_.end(),
-            saturation_threshold_ > 0 ? 1 : 0);
-  Scan<true>(f_, saturation_threshold_, z, a, rows, units_, inactive_.data(),
-             saturated_.data());
+  float* max_abs = max_abs_derivative_.data();
+  // GELU's maximum stops mattering once it reaches both thresholds.
+  const float gelu_stop =
+      std::max(saturation_threshold_, std::numeric_limits<float>::min());
+  ComputeMaxAbsDerivative(f_, gelu_stop, z, a, rows, units_, max_abs);
+  for (int j = 0; j < units_; ++j) {
+    inactive_[j] = max_abs[j] == 0.0f;
+    saturated_[j] = max_abs[j] < saturation_threshold_;
+  }
   inactive_units_ = CountSet(inactive_);
   saturated_units_ = CountSet(saturated_);
 
   const int64_t n = static_cast<int64_t>(rows) * units_;
   moments_ = ActivationMoments();
-  if (n > 0) {
-    MomentSums sums;
-    SumMoments(z, a, n, &sums);
-    const double count = static_cast<double>(n);
-    moments_.a_mean = sums.a_sum / count;
-    moments_.a_std = PopulationStd(sums.a_sum, sums.a_sum_squares, count);
-    moments_.z_mean = sums.z_sum / count;
-    moments_.z_std = PopulationStd(sums.z_sum, sums.z_sum_squares, count);
-    const bool any_number = sums.z_min <= sums.z_max;
-    moments_.z_min = any_number ? sums.z_min : std::nan("");
-    moments_.z_max = any_number ? sums.z_max : std::nan("");
-    moments_.z_negative_fraction = sums.z_negative / count;
-    moments_.z_nonfinite_count = static_cast<uint64_t>(sums.z_nonfinite);
-  }
+  if (n > 0) ComputeMoments(z, a, n);
   if (has_histogram()) {
     std::fill(histogram_.begin(), histogram_.end(), 0);
     AddToHistogram(z, n);
   }
+}
+
+void ActivationStats::ComputeMoments(const float* z, const float* a,
+                                     int64_t n) {
+  const float z_shift = Shift(z, n);
+  const float a_shift = Shift(a, n);
+  double sums[4] = {0, 0, 0, 0};  // a, a^2, z, z^2 around the shifts
+  int64_t z_negative = 0, z_nonfinite = 0;
+  float z_min = kInf, z_max = -kInf;
+  for (int64_t start = 0; start < n; start += kMomentChunk) {
+    const int count =
+        static_cast<int>(std::min<int64_t>(kMomentChunk, n - start));
+    ChunkSums c;
+    SumChunk(z + start, a + start, count, z_shift, a_shift, &c);
+    if (std::isfinite(c.a_sum_squares) && std::isfinite(c.z_sum_squares)) {
+      sums[0] += c.a_sum;
+      sums[1] += c.a_sum_squares;
+      sums[2] += c.z_sum;
+      sums[3] += c.z_sum_squares;
+    } else {
+      SumChunkInDouble(z + start, a + start, count, z_shift, a_shift, sums);
+    }
+    z_negative += c.z_negative;
+    z_nonfinite += c.z_nonfinite;
+    z_min = std::min(z_min, c.z_min);
+    z_max = std::max(z_max, c.z_max);
+  }
+  const double count = static_cast<double>(n);
+  moments_.a_mean = a_shift + sums[0] / count;
+  moments_.a_std = ShiftedStd(sums[0], sums[1], count);
+  moments_.z_mean = z_shift + sums[2] / count;
+  moments_.z_std = ShiftedStd(sums[2], sums[3], count);
+  const bool any_number = z_min <= z_max;
+  moments_.z_min = any_number ? z_min : std::nan("");
+  moments_.z_max = any_number ? z_max : std::nan("");
+  moments_.z_negative_fraction = static_cast<double>(z_negative) / count;
+  moments_.z_nonfinite_count = static_cast<uint64_t>(z_nonfinite);
 }
 
 void ActivationStats::AddToHistogram(const float* z, int64_t n) {
@@ -311,12 +350,11 @@ void ActivationStats::AddToHistogram(const float* z, int64_t n) {
 
 void ActivationStats::ClearActiveUnits(const ActivationFunction& f,
                                        const float* z, const float* a, int rows,
-                                       int units, uint8_t* inactive) {
-  if (!CanBeInactive(f)) {
-    std::fill(inactive, inactive + units, 0);
-    return;
-  }
-  Scan<false>(f, 0.0f, z, a, rows, units, inactive, nullptr);
+                                       int units, uint8_t* inactive,
+                                       float* scratch) {
+  ComputeMaxAbsDerivative(f, std::numeric_limits<float>::min(), z, a, rows,
+                          units, scratch);
+  for (int j = 0; j < units; ++j) inactive[j] &= scratch[j] == 0.0f;
 }
 
 }  // namespace gradwatch::engine

@@ -48,7 +48,14 @@ struct ActivationMoments {
 ///   Phi(z) + z phi(z) == 0 computed from z in f32; LINEAR never.
 /// - saturated: |f'(z)| < eps * max f' for every row, with the same f'
 ///   (ELU: negative side only); never for RELU, LEAKY_RELU, LINEAR, STEP.
+///   A NaN derivative counts as active and unsaturated.
 /// - ActivationMoments, and optionally a fixed-bin histogram of Z.
+///
+/// Both unit tests reduce to the largest |f'| of each unit over the batch
+/// (0: inactive; below eps * max f': saturated), one vectorized max per
+/// entry. Sums are accumulated in f32 over chunks around a shift near the
+/// mean, then in double (relative error about 1e-6; a chunk whose f32 sums
+/// overflow is summed again in double).
 ///
 /// Every buffer is allocated in the constructor; Compute allocates
 /// nothing. Not thread-safe: one caller at a time.
@@ -65,6 +72,11 @@ class ActivationStats {
   int units() const { return units_; }
   /// Per unit, 1 if inactive (saturated) on every row of the last Compute.
   const std::vector<uint8_t>& inactive() const { return inactive_; }
+  /// Per unit, the largest |f'| over the rows of the last Compute
+  /// (infinity for activations that are never inactive or saturated).
+  const std::vector<float>& max_abs_derivative() const {
+    return max_abs_derivative_;
+  }
   const std::vector<uint8_t>& saturated() const { return saturated_; }
   int inactive_units() const { return inactive_units_; }
   int saturated_units() const { return saturated_units_; }
@@ -81,16 +93,19 @@ class ActivationStats {
   /// Clears inactive[j] for every unit j that is active on one of `rows`
   /// rows of z and a ([rows][units]): with inactive[] set to 1 before the
   /// first call, it accumulates "inactive on every row seen" over chunks.
+  /// `scratch` holds `units` floats.
   static void ClearActiveUnits(const ActivationFunction& f, const float* z,
                                const float* a, int rows, int units,
-                               uint8_t* inactive);
+                               uint8_t* inactive, float* scratch);
 
  private:
+  void ComputeMoments(const float* z, const float* a, int64_t n);
   void AddToHistogram(const float* z, int64_t n);
 
   ActivationFunction f_;
   int units_;
   float saturation_threshold_;  // eps * max f', 0 when f never saturates
+  std::vector<float> max_abs_derivative_;
   std::vector<uint8_t> inactive_;
   std::vector<uint8_t> saturated_;
   int inactive_units_ = 0;

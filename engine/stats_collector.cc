@@ -44,6 +44,7 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
       window_(static_cast<uint16_t>(
           std::clamp<uint32_t>(monitoring.dead_window(), 1, kMaxDeadWindow))) {
   layers_.reserve(model.params().size());
+  int max_units = 0;
   for (const LayerParams& p : model.params()) {
     const ActivationFunction f = ActivationFunction::FromSpec(p.spec);
     layers_.push_back(LayerState{
@@ -55,7 +56,9 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
         std::vector<uint8_t>(p.units, 1),
     });
     num_tensors_ += TensorsOf(p);
+    max_units = std::max(max_units, p.units);
   }
+  dataset_scratch_.resize(max_units);
 }
 
 void StatsCollector::Collect(const Model& model,
@@ -194,7 +197,8 @@ absl::Status StatsCollector::SweepDataset(Model& model, const Dataset& train,
           const LayerActivations& la = net.layer(static_cast<int>(l));
           ActivationStats::ClearActiveUnits(layers_[l].activation, Data(la.z),
                                             Data(la.act), rows, params[l].units,
-                                            layers_[l].dataset_inactive.data());
+                                            layers_[l].dataset_inactive.data(),
+                                            dataset_scratch_.data());
         }
       });
   if (!status.ok()) return status;

@@ -83,6 +83,7 @@ class StatsCollector {
   int num_tensors_ = 0;
   std::vector<LayerState> layers_;
   GradientSummary summary_;
+  std::vector<float> dataset_scratch_;  // [max units]
 };
 
 }  // namespace gradwatch::engine

@@ -190,7 +190,8 @@ TEST(StatsCollectorTest, DeadLayerHasExactlyZeroGradients) {
     sum_squares += g * g;
   }
   EXPECT_GT(sum_squares, 0.0);
-  EXPECT_NEAR(output.params(1).grad_l2_norm(), std::sqrt(sum_squares), 1e-7);
+  EXPECT_NEAR(output.params(1).grad_l2_norm(), std::sqrt(sum_squares),
+              1e-6 * std::sqrt(sum_squares));
 }
 
 TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
@@ -231,8 +232,9 @@ TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
       const int64_t real = t == 0 ? int64_t{p.inputs} * p.units : p.units;
       SCOPED_TRACE(k);
       EXPECT_EQ(s.size(), static_cast<uint64_t>(real));
-      EXPECT_NEAR(s.grad_l2_norm(), std::sqrt(g_sq), 1e-9);
-      EXPECT_NEAR(s.grad_mean_abs(), g_abs / real, 1e-9);
+      // The sweep sums in f32 within blocks: ~1e-7 relative.
+      EXPECT_NEAR(s.grad_l2_norm(), std::sqrt(g_sq), 1e-6 * std::sqrt(g_sq));
+      EXPECT_NEAR(s.grad_mean_abs(), g_abs / real, 1e-6 * g_abs / real);
       EXPECT_DOUBLE_EQ(s.grad_max_abs(), g_max);
       EXPECT_NEAR(s.weight_l2_norm(), std::sqrt(w_sq), 1e-9);
     }
