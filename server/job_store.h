@@ -2,6 +2,7 @@
 #define GRADWATCH_SERVER_JOB_STORE_H_
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -35,6 +36,8 @@ class JobStore {
   virtual absl::Status AppendEvent(const gradwatch::v1::JobEvent& event) = 0;
   /// Stores the trained parameters of `model.job_id`, replacing any.
   virtual absl::Status PutModel(const gradwatch::v1::Model& model) = 0;
+  /// Removes a job with its events and model; unknown ids are no error.
+  virtual absl::Status DeleteJob(const std::string& job_id) = 0;
   /// Every stored job, oldest first.
   virtual absl::StatusOr<std::vector<StoredJob>> LoadAll() = 0;
 };

@@ -1,5 +1,7 @@
 #include "server/memory_job_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace gradwatch::server {
@@ -37,6 +39,15 @@ absl::Status MemoryJobStore::PutModel(const gradwatch::v1::Model& model) {
         absl::StrCat("no stored job ", model.job_id(), " for the model"));
   }
   it->second.model = model;
+  return absl::OkStatus();
+}
+
+absl::Status MemoryJobStore::DeleteJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  if (jobs_.erase(job_id) > 0) {
+    order_.erase(std::remove(order_.begin(), order_.end(), job_id),
+                 order_.end());
+  }
   return absl::OkStatus();
 }
 

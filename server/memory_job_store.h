@@ -19,6 +19,7 @@ class MemoryJobStore final : public JobStore {
   absl::Status PutJob(const gradwatch::v1::Job& job) override;
   absl::Status AppendEvent(const gradwatch::v1::JobEvent& event) override;
   absl::Status PutModel(const gradwatch::v1::Model& model) override;
+  absl::Status DeleteJob(const std::string& job_id) override;
   absl::StatusOr<std::vector<StoredJob>> LoadAll() override;
 
  private:

@@ -242,6 +242,9 @@ class GapStore : public JobStore {
     return absl::OkStatus();
   }
   absl::Status PutModel(const v1::Model&) override { return absl::OkStatus(); }
+  absl::Status DeleteJob(const std::string&) override {
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<StoredJob>> LoadAll() override {
     return std::vector<StoredJob>{job_};
   }
