@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <deque>
 #include <memory>
@@ -39,6 +41,13 @@ std::optional<double> Value(const std::string& text,
     }
   }
   return std::nullopt;
+}
+
+// The exposition prints 16 significant digits: a figure read back matches
+// the event's to about 1e-15, relative.
+void ExpectClose(std::optional<double> actual, double expected) {
+  ASSERT_TRUE(actual.has_value());
+  EXPECT_NEAR(*actual, expected, 1e-13 * std::max(1.0, std::abs(expected)));
 }
 
 v1::JobEvent StateEvent(v1::JobState state) {
@@ -362,8 +371,8 @@ TEST(MetricsExporterTest, FollowsARealJob) {
   const std::string text = Scrape(exporter);
   const std::string id = job->id();
   EXPECT_EQ(Value(text, "gradwatch_steps_total{job_id=\"" + id + "\"}"), 30);
-  EXPECT_EQ(Value(text, "gradwatch_loss{job_id=\"" + id + "\"}"),
-            last_stats->stats().loss());
+  ExpectClose(Value(text, "gradwatch_loss{job_id=\"" + id + "\"}"),
+              last_stats->stats().loss());
   EXPECT_EQ(Value(text, "gradwatch_job_state{job_id=\"" + id +
                             "\",state=\"succeeded\"}"),
             1);
@@ -371,7 +380,7 @@ TEST(MetricsExporterTest, FollowsARealJob) {
   EXPECT_EQ(Value(text, "gradwatch_jobs_finished_total{outcome=\"succeeded\"}"),
             1);
   for (const v1::LayerStats& layer : last_stats->stats().layers()) {
-    EXPECT_EQ(
+    ExpectClose(
         Value(text, absl::StrCat("gradwatch_dead_neuron_ratio{job_id=\"", id,
                                  "\",layer=\"", layer.index(), "\"}")),
         layer.dead_ratio());
