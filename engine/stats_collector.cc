@@ -19,6 +19,17 @@ double Ratio(int64_t part, int64_t whole) {
 
 int TensorsOf(const LayerParams& p) { return p.has_bn ? 4 : 2; }
 
+// The layer's tensors in Model::ParamTensors() order; returns their count.
+int LayerTensors(const LayerParams& p, StatsCollector::TensorRef* refs) {
+  refs[0] = {"weights", Data(p.weights), Data(p.diff_weights),
+             Elements(p.weights_md), p.weights_padding};
+  refs[1] = {"bias", Data(p.bias), Data(p.diff_bias), p.units, 0};
+  if (!p.has_bn) return 2;
+  refs[2] = {"bn_scale", Data(p.bn_scale), Data(p.diff_bn_scale), p.units, 0};
+  refs[3] = {"bn_shift", Data(p.bn_shift), Data(p.diff_bn_shift), p.units, 0};
+  return 4;
+}
+
 // Keeps `count` elements in a repeated message field, reusing the ones it
 // holds (a cleared RepeatedPtrField keeps its objects for the next Add).
 template <class Field>
@@ -64,6 +75,36 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
 void StatsCollector::Collect(const Model& model,
                              const std::vector<UpdateResult>& updates,
                              v1::StepStats* stats) {
+  CollectGradients(model, stats);
+  CollectLayers(model, updates, stats);
+}
+
+double StatsCollector::CollectGradients(const Model& model,
+                                        v1::StepStats* stats) {
+  const std::vector<LayerParams>& params = model.params();
+  const int num_layers = static_cast<int>(params.size());
+  EnsureSize(stats->mutable_layers(), num_layers);
+  double sum_squares = 0;
+  for (int l = 0; l < num_layers; ++l) {
+    const LayerParams& p = params[l];
+    auto* tensors = stats->mutable_layers(l)->mutable_params();
+    EnsureSize(tensors, TensorsOf(p));
+    TensorRef refs[4];
+    const int count = LayerTensors(p, refs);
+    for (int k = 0; k < count; ++k) {
+      SweepGradient(refs[k].grad, refs[k].elements, refs[k].padding, summary_);
+      v1::TensorStats* out = tensors->Mutable(k);
+      out->set_name(refs[k].name);
+      FillGradientStats(summary_, out);
+      sum_squares += summary_.sum_squares;
+    }
+  }
+  return std::sqrt(sum_squares);
+}
+
+void StatsCollector::CollectLayers(const Model& model,
+                                   const std::vector<UpdateResult>& updates,
+                                   v1::StepStats* stats) {
   const std::vector<LayerParams>& params = model.params();
   const int num_layers = static_cast<int>(params.size());
   EnsureSize(stats->mutable_layers(), num_layers);
@@ -73,24 +114,15 @@ void StatsCollector::Collect(const Model& model,
     const LayerParams& p = params[l];
     v1::LayerStats* out = stats->mutable_layers(l);
     FillLayer(l, p, train_net_->layer(l), out);
-
     auto* tensors = out->mutable_params();
     EnsureSize(tensors, TensorsOf(p));
-    auto update = [&](int k) {
-      return have_updates ? &updates[tensor + k] : nullptr;
-    };
-    FillTensor("weights", Data(p.weights), Data(p.diff_weights),
-               Elements(p.weights_md), p.weights_padding, update(0),
-               tensors->Mutable(0));
-    FillTensor("bias", Data(p.bias), Data(p.diff_bias), p.units, 0, update(1),
-               tensors->Mutable(1));
-    if (p.has_bn) {
-      FillTensor("bn_scale", Data(p.bn_scale), Data(p.diff_bn_scale), p.units,
-                 0, update(2), tensors->Mutable(2));
-      FillTensor("bn_shift", Data(p.bn_shift), Data(p.diff_bn_shift), p.units,
-                 0, update(3), tensors->Mutable(3));
+    TensorRef refs[4];
+    const int count = LayerTensors(p, refs);
+    for (int k = 0; k < count; ++k) {
+      FillUpdate(refs[k], have_updates ? &updates[tensor + k] : nullptr,
+                 tensors->Mutable(k));
     }
-    tensor += TensorsOf(p);
+    tensor += count;
   }
 }
 
@@ -155,15 +187,12 @@ void StatsCollector::UpdateWindow(LayerState& layer, v1::LayerStats* out) {
   out->set_newly_dead_units(static_cast<uint32_t>(newly_dead));
 }
 
-void StatsCollector::FillTensor(const char* name, const float* value,
-                                const float* grad, int64_t elements,
-                                int64_t padding, const UpdateResult* update,
+void StatsCollector::FillUpdate(const TensorRef& tensor,
+                                const UpdateResult* update,
                                 v1::TensorStats* out) {
-  SweepGradient(grad, elements, padding, summary_);
-  out->set_name(name);
-  FillGradientStats(summary_, out);
   // Padding entries are exactly 0 and add nothing to the norm.
-  out->set_weight_l2_norm(std::sqrt(SumOfSquares(value, elements)));
+  out->set_weight_l2_norm(
+      std::sqrt(SumOfSquares(tensor.value, tensor.elements)));
   if (update != nullptr) {
     out->set_update_ratio(update->weight_sq_before > 0
                               ? std::sqrt(update->update_sq) /

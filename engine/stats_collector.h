@@ -30,8 +30,11 @@ namespace gradwatch::engine {
 /// only.
 ///
 ///   StatsCollector collector(spec.monitoring(), *model);  // once per job
-///   // each collected step, after Optimizer::Step:
-///   collector.Collect(*model, updates, stats);
+///   // each collected step, after Backward:
+///   double grad_norm = collector.CollectGradients(*model, stats);
+///   // ... Optimizer::Step(lr, clip_scale(grad_norm), updates) ...
+///   collector.CollectLayers(*model, updates, stats);
+///   // (or Collect(*model, updates, stats) after the update: both at once)
 ///   // on dataset-sweep steps, after Collect:
 ///   absl::Status s = collector.SweepDataset(*model, train, stats);
 class StatsCollector {
@@ -46,9 +49,25 @@ class StatsCollector {
   /// update. `updates` holds one UpdateResult per tensor in
   /// Model::ParamTensors() order, or is empty when no update was applied
   /// (the update figures are then 0 and "unchanged" true).
-  /// dead_dataset_ratio is cleared.
+  /// dead_dataset_ratio is cleared. Same as CollectGradients, then
+  /// CollectLayers.
   void Collect(const Model& model, const std::vector<UpdateResult>& updates,
                gradwatch::v1::StepStats* stats);
+
+  /// The gradient figures of every parameter tensor (name and grad_* fields
+  /// of each TensorStats), from one sweep over each gradient buffer.
+  /// Returns the L2 norm over all gradients (StepStats.grad_norm), so that
+  /// a caller that needs it before the update (clipping) sweeps the
+  /// gradients once: call it after Backward, apply the update (which does
+  /// not change gradients), then call CollectLayers on the same message.
+  double CollectGradients(const Model& model, gradwatch::v1::StepStats* stats);
+
+  /// Everything but the gradient figures: unit and activation statistics,
+  /// the windowed dead set (one call per collected step), weight norms and
+  /// update figures. dead_dataset_ratio is cleared.
+  void CollectLayers(const Model& model,
+                     const std::vector<UpdateResult>& updates,
+                     gradwatch::v1::StepStats* stats);
 
   /// Runs the model forward-only over every training example and sets each
   /// layer's dead_dataset_ratio: the fraction of units inactive on every
@@ -59,6 +78,15 @@ class StatsCollector {
 
   /// Units in the windowed dead set of layer `l` after the last Collect.
   int dead_window_units(int l) const { return layers_[l].dead_window_units; }
+
+  /// One parameter tensor of a layer and its gradient (internal).
+  struct TensorRef {
+    const char* name;
+    const float* value;
+    const float* grad;
+    int64_t elements;  // padding included
+    int64_t padding;
+  };
 
  private:
   struct LayerState {
@@ -73,8 +101,7 @@ class StatsCollector {
 
   void FillLayer(int l, const LayerParams& p, const LayerActivations& la,
                  gradwatch::v1::LayerStats* out);
-  void FillTensor(const char* name, const float* value, const float* grad,
-                  int64_t elements, int64_t padding, const UpdateResult* update,
+  void FillUpdate(const TensorRef& tensor, const UpdateResult* update,
                   gradwatch::v1::TensorStats* out);
   void UpdateWindow(LayerState& layer, gradwatch::v1::LayerStats* out);
 

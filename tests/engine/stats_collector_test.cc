@@ -250,6 +250,41 @@ TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
   EXPECT_EQ(stats.layers(0).saturated_units(), 0u);
 }
 
+// The split collection (gradients before the update, the rest after it)
+// fills the same message as Collect, and returns the global gradient norm.
+TEST(StatsCollectorTest, CollectGradientsReturnsTheGlobalNorm) {
+  const v1::JobSpec spec =
+      MakeSpec({{"bn", 6, v1::RELU, v1::LayerSpec::BEFORE_ACTIVATION},
+                {"out", 3, v1::LINEAR}},
+               10);
+  auto model = MakeModel(spec, 4, 8);
+  ASSERT_NE(model, nullptr);
+  ForwardBackward(*model, 8);
+  double sum_squares = 0;
+  for (const ParamTensor& t : model->ParamTensors()) {
+    for (int64_t i = 0; i < t.size; ++i) {
+      sum_squares += static_cast<double>(t.grad[i]) * t.grad[i];
+    }
+  }
+  const std::vector<UpdateResult> updates(6, UpdateResult{2.0, 0.5, false});
+
+  StatsCollector split(spec.monitoring(), *model);
+  v1::StepStats split_stats;
+  const double norm = split.CollectGradients(*model, &split_stats);
+  EXPECT_GT(norm, 0.0);
+  EXPECT_NEAR(norm, std::sqrt(sum_squares), 1e-6 * norm);
+  EXPECT_EQ(split_stats.layers(0).params_size(), 4);
+  EXPECT_EQ(split_stats.layers(0).params(2).name(), "bn_scale");
+  split.CollectLayers(*model, updates, &split_stats);
+
+  StatsCollector whole(spec.monitoring(), *model);
+  v1::StepStats whole_stats;
+  whole.Collect(*model, updates, &whole_stats);
+  EXPECT_EQ(split_stats.SerializeAsString(), whole_stats.SerializeAsString());
+  EXPECT_DOUBLE_EQ(whole_stats.layers(1).params(0).update_ratio(),
+                   std::sqrt(0.5 / 2.0));
+}
+
 TEST(StatsCollectorTest, BatchNormTensorsAndNormalizedZ) {
   const v1::JobSpec spec =
       MakeSpec({{"bn", 6, v1::RELU, v1::LayerSpec::BEFORE_ACTIVATION},
