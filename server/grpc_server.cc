@@ -46,8 +46,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
       JobManager::Create(job_options, /*store=*/nullptr);
   if (!jobs.ok()) return jobs.status();
   server->jobs_ = std::move(*jobs);
-  server->service_ =
-      std::make_unique<TrainerService>(options.limits, server->jobs_.get());
+  server->service_ = std::make_unique<TrainerService>(
+      options.limits, server->jobs_.get(), options.job_observer);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

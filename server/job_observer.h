@@ -1,6 +1,7 @@
 #ifndef GRADWATCH_SERVER_JOB_OBSERVER_H_
 #define GRADWATCH_SERVER_JOB_OBSERVER_H_
 
+#include <cstdint>
 #include <string>
 
 #include "gradwatch/v1/events.pb.h"
@@ -9,8 +10,9 @@ namespace gradwatch::server {
 
 /// Told about every event a job appends to its history (state changes,
 /// run info, step statistics, alerts, the summary), in the history's order
-/// for each job. Called on the appending thread, usually a training thread
-/// between two steps, and for different jobs from different threads at
+/// for each job, and about the streams that follow jobs. Called on the
+/// appending thread (usually a training thread between two steps) or on
+/// gRPC's callback threads, for different jobs from different threads at
 /// once: implementations must be thread-safe, must not block, and must not
 /// call back into the JobManager.
 class JobObserver {
@@ -18,6 +20,11 @@ class JobObserver {
   virtual ~JobObserver() = default;
   virtual void OnJobEvent(const std::string& job_id,
                           const gradwatch::v1::JobEvent& event) = 0;
+  /// A WatchJob or Train stream started following a job, or ended.
+  virtual void OnWatcherStarted() {}
+  virtual void OnWatcherEnded() {}
+  /// A stream wrote `count` events to its client.
+  virtual void OnEventsStreamed(uint64_t /*count*/) {}
 };
 
 }  // namespace gradwatch::server

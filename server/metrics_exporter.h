@@ -69,10 +69,10 @@ class MetricsExporter final : public JobObserver {
   void OnJobStateChanged(const std::string& job_id,
                          gradwatch::v1::JobState state);
   /// A WatchJob/Train stream started or ended.
-  void OnWatcherStarted();
-  void OnWatcherEnded();
+  void OnWatcherStarted() override;
+  void OnWatcherEnded() override;
   /// `count` events were written to streams.
-  void OnEventsStreamed(uint64_t count);
+  void OnEventsStreamed(uint64_t count) override;
 
   /// Removes the series of jobs whose retention has passed, then returns
   /// every metric (what /metrics serves).

@@ -30,8 +30,9 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
 
 }  // namespace
 
-TrainerService::TrainerService(const ServerLimits& limits, JobManager* jobs)
-    : limits_(limits), jobs_(jobs) {}
+TrainerService::TrainerService(const ServerLimits& limits, JobManager* jobs,
+                               JobObserver* observer)
+    : limits_(limits), jobs_(jobs), observer_(observer) {}
 
 absl::Status TrainerService::AdmitSpec(const v1::JobSpec& spec) const {
   absl::Status valid = engine::ValidateJobSpec(spec);
@@ -53,8 +54,8 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::WatchJob(
   auto history = jobs_->History(request->job_id());
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));
   // Closing a watch never cancels the job: no cancel hook.
-  return WatchReactor::Start(std::move(*history), request->from_step(),
-                             nullptr);
+  return WatchReactor::Start(std::move(*history), request->from_step(), nullptr,
+                             observer_);
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::Train(
@@ -67,8 +68,9 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::Train(
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));
   JobManager* jobs = jobs_;
   std::string job_id = job->id();
-  return WatchReactor::Start(std::move(*history), /*from_step=*/0,
-                             [jobs, job_id] { (void)jobs->Cancel(job_id); });
+  return WatchReactor::Start(
+      std::move(*history), /*from_step=*/0,
+      [jobs, job_id] { (void)jobs->Cancel(job_id); }, observer_);
 }
 
 grpc::ServerUnaryReactor* TrainerService::GetJob(

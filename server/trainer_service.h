@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "server/job_manager.h"
+#include "server/job_observer.h"
 #include "server/limits.h"
 #include "server/task_runner.h"
 
@@ -18,8 +19,10 @@ namespace gradwatch::server {
 /// handlers from its own threads concurrently.
 class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
  public:
-  /// `jobs` must outlive the service and every call it serves.
-  TrainerService(const ServerLimits& limits, JobManager* jobs);
+  /// `jobs`, and `observer` (told about streams; may be null), must
+  /// outlive the service and every call it serves.
+  TrainerService(const ServerLimits& limits, JobManager* jobs,
+                 JobObserver* observer = nullptr);
 
   grpc::ServerUnaryReactor* SubmitJob(
       grpc::CallbackServerContext* context,
@@ -58,6 +61,7 @@ class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
 
   const ServerLimits limits_;
   JobManager* const jobs_;
+  JobObserver* const observer_;
   TaskRunner blocking_work_{2};
 };
 

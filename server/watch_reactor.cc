@@ -27,9 +27,9 @@ grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Fail(
 
 grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Start(
     std::shared_ptr<JobHistory> history, uint64_t from_step,
-    std::function<void()> on_cancel) {
+    std::function<void()> on_cancel, JobObserver* observer) {
   auto reactor = std::make_shared<WatchReactor>(std::move(history), from_step,
-                                                std::move(on_cancel));
+                                                std::move(on_cancel), observer);
   absl::Status added = reactor->history_->AddListener(reactor);
   if (!added.ok()) {
     if (reactor->on_cancel_) reactor->on_cancel_();
@@ -39,15 +39,20 @@ grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Start(
     absl::MutexLock lock(&reactor->mu_);
     reactor->self_ = reactor;
   }
+  // Matched by OnWatcherEnded in OnDone, which gRPC calls for every
+  // reactor returned from here.
+  if (observer != nullptr) observer->OnWatcherStarted();
   reactor->Advance();
   return reactor.get();
 }
 
 WatchReactor::WatchReactor(std::shared_ptr<JobHistory> history,
-                           uint64_t from_step, std::function<void()> on_cancel)
+                           uint64_t from_step, std::function<void()> on_cancel,
+                           JobObserver* observer)
     : history_(std::move(history)),
       from_step_(from_step),
       on_cancel_(std::move(on_cancel)),
+      observer_(observer),
       next_sequence_(history_->FirstSequenceAtStep(from_step)) {}
 
 void WatchReactor::OnHistoryChanged() { Advance(); }
@@ -59,6 +64,7 @@ void WatchReactor::OnWriteDone(bool ok) {
     // A failed write means the call is over (cancelled or disconnected).
     if (!ok) broken_ = true;
   }
+  if (ok && observer_ != nullptr) observer_->OnEventsStreamed(1);
   Advance();
 }
 
@@ -73,6 +79,7 @@ void WatchReactor::OnCancel() {
 
 void WatchReactor::OnDone() {
   history_->RemoveListener(this);
+  if (observer_ != nullptr) observer_->OnWatcherEnded();
   std::shared_ptr<WatchReactor> self;
   {
     absl::MutexLock lock(&mu_);

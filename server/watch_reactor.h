@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gradwatch/v1/events.pb.h"
 #include "server/job_history.h"
+#include "server/job_observer.h"
 
 namespace gradwatch::server {
 
@@ -34,16 +35,18 @@ class WatchReactor final
  public:
   /// Starts a stream over `history`. `on_cancel`, if set, runs once when
   /// the client cancels the call (Train cancels its job there).
+  /// `observer`, if set, is told when the stream starts and ends and of
+  /// every event written; it must outlive the stream.
   static grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* Start(
       std::shared_ptr<JobHistory> history, uint64_t from_step,
-      std::function<void()> on_cancel);
+      std::function<void()> on_cancel, JobObserver* observer = nullptr);
 
   /// A stream that ends at once with `status`.
   static grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* Fail(
       const grpc::Status& status);
 
   WatchReactor(std::shared_ptr<JobHistory> history, uint64_t from_step,
-               std::function<void()> on_cancel);
+               std::function<void()> on_cancel, JobObserver* observer);
 
   void OnHistoryChanged() override;
   void OnWriteDone(bool ok) override;
@@ -57,6 +60,7 @@ class WatchReactor final
   const std::shared_ptr<JobHistory> history_;
   const uint64_t from_step_;
   std::function<void()> on_cancel_;
+  JobObserver* const observer_;
 
   absl::Mutex mu_;
   std::shared_ptr<WatchReactor> self_ ABSL_GUARDED_BY(mu_);

@@ -22,6 +22,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "google/protobuf/text_format.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -198,6 +200,8 @@ TEST_F(MetricsTest, ServesAJobsLayersAndPassesPromtool) {
   EXPECT_EQ(Value(text, "gradwatch_jobs_finished_total{outcome=\"succeeded\"}"),
             1);
   EXPECT_EQ(Value(text, "gradwatch_step_duration_seconds_count"), stats_events);
+  // The Train stream wrote every event before it finished.
+  EXPECT_EQ(Value(text, "gradwatch_events_streamed_total"), events.size());
   // Both hidden layers are dead from the start.
   for (const std::string layer : {"0", "1"}) {
     EXPECT_EQ(Value(text, absl::StrCat("gradwatch_dead_neuron_ratio{job_id=\"",
@@ -247,6 +251,46 @@ TEST_F(MetricsTest, RemovesAFinishedJobAfterTheRetention) {
   EXPECT_FALSE(absl::StrContains(text, events.front().job_id())) << text;
   EXPECT_EQ(Value(text, "gradwatch_jobs_finished_total{outcome=\"succeeded\"}"),
             1);
+}
+
+TEST_F(MetricsTest, CountsTheStreamsFollowingJobs) {
+  Start({});
+  v1::JobSpec spec = DeadInitSpec();
+  spec.mutable_training()->set_steps(1'000'000);  // runs until cancelled
+  spec.mutable_monitoring()->set_stats_every(100);
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    ASSERT_TRUE(stub_->SubmitJob(&context, request, &job).ok());
+  }
+  grpc::ClientContext watch_context;
+  v1::WatchJobRequest watch;
+  watch.set_job_id(job.id());
+  auto reader = stub_->WatchJob(&watch_context, watch);
+  v1::JobEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(Value(Scrape(), "gradwatch_active_watchers"), 1);
+
+  {
+    grpc::ClientContext context;
+    v1::CancelJobRequest request;
+    request.set_job_id(job.id());
+    v1::Job cancelled;
+    ASSERT_TRUE(stub_->CancelJob(&context, request, &cancelled).ok());
+  }
+  while (reader->Read(&event)) {
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  // The server lets go of the stream just after the client has its status.
+  std::optional<double> watchers;
+  for (int i = 0; i < 1000; ++i) {
+    watchers = Value(Scrape(), "gradwatch_active_watchers");
+    if (watchers == 0) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(watchers, 0);
 }
 
 TEST_F(MetricsTest, APortInUseStopsTheServer) {
