@@ -11,7 +11,9 @@ namespace gradwatch::engine {
 namespace {
 
 // The diagnosis criteria of docs/statistics.md ("Diagnosis").
-constexpr double kConvergedLossFraction = 0.05;     // of the chance level
+constexpr double kConvergedLossFraction = 0.05;  // of the chance level
+constexpr double kSettledLossFraction = 0.25;    // once learning stops
+constexpr double kBlowUpFactor = 10;  // x the chance level and the best loss
 constexpr double kConvergedAccuracy = 0.99;         // mean batch accuracy
 constexpr double kConvergedGradNormFraction = 0.1;  // of the peak norm
 constexpr double kVanishedFraction = 0.99;          // zero or subnormal
@@ -46,6 +48,15 @@ uint64_t NonFiniteGradients(const v1::TensorStats& t) {
 
 uint32_t ForSteps(const v1::RuleConfig& config) {
   return std::max<uint32_t>(config.for_steps(), 1);
+}
+
+// A firing rule keeps firing until its condition has failed on this many
+// consecutive evaluations (or for_steps, if larger): a figure oscillating
+// around its threshold would otherwise fire and clear every other step.
+constexpr uint32_t kMinClearSteps = 10;
+
+uint32_t ClearAfter(const v1::RuleConfig& config) {
+  return std::max(ForSteps(config), kMinClearSteps);
 }
 
 v1::RuleConfig::Action ActionOf(v1::HealthRule rule,
@@ -110,16 +121,18 @@ void HealthMonitor::Ring::Push(double v) {
 
 void HealthMonitor::Ring::MeanVariance(size_t skip, size_t n, double* mean,
                                        double* variance) const {
+  // Oldest to newest, wrapping once; no division per element, this runs
+  // on every step.
   const size_t capacity = values_.size();
-  auto back = [&](size_t k) {
-    return values_[(next_ + capacity - 1 - k) % capacity];
-  };
+  const size_t first = (next_ + 2 * capacity - skip - n) % capacity;
   double sum = 0;
-  for (size_t k = skip; k < skip + n; ++k) sum += back(k);
+  for (size_t k = 0, i = first; k < n; ++k, i = i + 1 == capacity ? 0 : i + 1) {
+    sum += values_[i];
+  }
   *mean = n > 0 ? sum / static_cast<double>(n) : 0;
   double squares = 0;
-  for (size_t k = skip; k < skip + n; ++k) {
-    const double d = back(k) - *mean;
+  for (size_t k = 0, i = first; k < n; ++k, i = i + 1 == capacity ? 0 : i + 1) {
+    const double d = values_[i] - *mean;
     squares += d * d;
   }
   *variance = n > 1 ? squares / static_cast<double>(n - 1) : 0;
@@ -153,7 +166,7 @@ HealthMonitor::HealthMonitor(const v1::JobSpec& spec, int input_features,
                        : specs[l].activation();
     s.fan_in = fan_in;
     s.fan_out = specs[l].units();
-    s.saturated_history = Ring(horizon_);
+    s.saturated_history = Ring(trend_half_);
     fan_in = specs[l].units();
   }
 }
@@ -255,6 +268,9 @@ void HealthMonitor::EvaluateJobRules(const v1::StepStats& stats,
   if (std::isfinite(stats.grad_norm())) {
     peak_grad_norm_ = std::max(peak_grad_norm_, stats.grad_norm());
   }
+  if (std::isfinite(stats.loss())) {
+    min_loss_ = std::min(min_loss_, stats.loss());
+  }
 
   const v1::RuleConfig& exploding = rules_.exploding_tensor();
   if (!exploding.disabled()) {
@@ -262,7 +278,7 @@ void HealthMonitor::EvaluateJobRules(const v1::StepStats& stats,
     const bool norm_bad = !std::isfinite(stats.grad_norm());
     const int count = loss_bad + norm_bad;
     const Transition t = Advance(count > 0, ForSteps(exploding),
-                                 ForSteps(exploding), job_exploding_);
+                                 ClearAfter(exploding), job_exploding_);
     if (t != Transition::kNone) {
       Report(v1::EXPLODING_TENSOR, exploding, t, -1, count, 0,
              t == Transition::kFired
@@ -286,7 +302,7 @@ void HealthMonitor::EvaluateJobRules(const v1::StepStats& stats,
   const double scale = std::abs(first);
   const double fell_percent = scale > 0 ? 100 * (first - last) / scale : 0;
   const Transition t =
-      Advance(fell_percent < flat.threshold(), 1, ForSteps(flat), loss_flat_);
+      Advance(fell_percent < flat.threshold(), 1, ClearAfter(flat), loss_flat_);
   if (t == Transition::kNone) return;
   Report(v1::LOSS_NOT_DECREASING, flat, t, -1, fell_percent, flat.threshold(),
          absl::StrCat("loss fell ", fell_percent, "% over the last ",
@@ -309,7 +325,7 @@ void HealthMonitor::EvaluateLayerRules(const v1::LayerStats& layer,
                         double ratio, const char* what, Hysteresis& h) {
     if (config.disabled()) return;
     const Transition t = Advance(ratio > config.threshold(), ForSteps(config),
-                                 ForSteps(config), h);
+                                 ClearAfter(config), h);
     if (t == Transition::kNone) return;
     Report(rule, config, t, l, ratio, config.threshold(),
            absl::StrCat(LayerLabel(l), ": ", Percent(ratio), " of units ", what,
@@ -331,7 +347,7 @@ void HealthMonitor::EvaluateLayerRules(const v1::LayerStats& layer,
     }
     const uint64_t count = layer.z_nonfinite_count() + grads;
     const Transition t = Advance(count > 0, ForSteps(exploding),
-                                 ForSteps(exploding), s.exploding);
+                                 ClearAfter(exploding), s.exploding);
     if (t != Transition::kNone) {
       Report(
           v1::EXPLODING_TENSOR, exploding, t, l, static_cast<double>(count), 0,
@@ -349,7 +365,7 @@ void HealthMonitor::EvaluateLayerRules(const v1::LayerStats& layer,
   if (!vanishing.disabled()) {
     const double g = weights->grad_mean_abs();
     const Transition t = Advance(g < vanishing.threshold(), ForSteps(vanishing),
-                                 ForSteps(vanishing), s.vanishing);
+                                 ClearAfter(vanishing), s.vanishing);
     if (t != Transition::kNone) {
       Report(v1::VANISHING_GRADIENT, vanishing, t, l, g, vanishing.threshold(),
              absl::StrCat(LayerLabel(l), ": mean |dL/dW| ", g,
@@ -365,7 +381,7 @@ void HealthMonitor::EvaluateLayerRules(const v1::LayerStats& layer,
     const bool high = r > update.threshold();
     const bool low = r < update.threshold_low();
     const Transition t = Advance(high || low, ForSteps(update),
-                                 ForSteps(update), s.update_ratio);
+                                 ClearAfter(update), s.update_ratio);
     if (t == Transition::kFired) {
       s.update_bound = high ? update.threshold() : update.threshold_low();
     }
@@ -386,13 +402,14 @@ void HealthMonitor::EvaluateLayerRules(const v1::LayerStats& layer,
   const v1::RuleConfig& unchanged = rules_.unchanged_weights();
   if (!unchanged.disabled()) {
     const uint32_t n = ForSteps(unchanged);
-    const Transition t = Advance(weights->unchanged(), n, n, s.unchanged);
+    const uint32_t clear = ClearAfter(unchanged);
+    const Transition t = Advance(weights->unchanged(), n, clear, s.unchanged);
     if (t != Transition::kNone) {
-      Report(v1::UNCHANGED_WEIGHTS, unchanged, t, l, n, n,
-             absl::StrCat(
-                 LayerLabel(l), ": weights ",
-                 t == Transition::kFired ? "bit-identical" : "changing again",
-                 " for ", n, " consecutive steps"),
+      const bool fired = t == Transition::kFired;
+      Report(v1::UNCHANGED_WEIGHTS, unchanged, t, l, fired ? n : clear, n,
+             absl::StrCat(LayerLabel(l), ": weights ",
+                          fired ? "bit-identical" : "changing again", " for ",
+                          fired ? n : clear, " consecutive steps"),
              alerts);
     }
   }
@@ -412,16 +429,28 @@ void HealthMonitor::CheckInitialization(const v1::StepStats& stats,
       const double reference =
           he ? std::sqrt(2.0 / s.fan_in)
              : std::sqrt(2.0 / (static_cast<double>(s.fan_in) + s.fan_out));
-      const double std_estimate =
-          weights->weight_l2_norm() / std::sqrt(double(weights->size()));
-      const double ratio = std_estimate / reference;
-      const bool high = ratio > config.threshold();
-      if (high || ratio < config.threshold_low()) {
+      // The norm is taken after the first update; with r = |dW| / |W0|,
+      // |W| / (1 + r) <= |W0| <= |W| / (1 - r), so the rule fires only when
+      // the initial weights were certainly out of range (a first update of
+      // learning rate 1000 is not an initialization problem). r = 0 with a
+      // change means |W0| = 0.
+      const double rms = weights->weight_l2_norm() /
+                         std::sqrt(static_cast<double>(weights->size()));
+      const double r = weights->update_ratio();
+      const bool was_zero = r == 0 && !weights->unchanged();
+      const double lowest = was_zero ? 0 : rms / (1 + r);
+      const double highest = was_zero ? 0
+                             : r < 1  ? rms / (1 - r)
+                                      : std::numeric_limits<double>::infinity();
+      const bool high = lowest / reference > config.threshold();
+      if (high || highest / reference < config.threshold_low()) {
+        const double initial = high ? lowest : highest;
         const double bound = high ? config.threshold() : config.threshold_low();
         Report(v1::POOR_WEIGHT_INITIALIZATION, config, Transition::kFired, l,
-               ratio, bound,
-               absl::StrCat(LayerLabel(l), ": weight std ", std_estimate,
-                            " is ", ratio, "x the ", he ? "He" : "Xavier",
+               initial / reference, bound,
+               absl::StrCat(LayerLabel(l), ": initial weight std ",
+                            high ? "at least " : "at most ", initial, ", ",
+                            initial / reference, "x the ", he ? "He" : "Xavier",
                             " reference ", reference, " (fan_in ", s.fan_in,
                             he ? "" : absl::StrCat(", fan_out ", s.fan_out),
                             "), ", high ? "above " : "below ", bound, "x"),
@@ -452,6 +481,12 @@ HealthMonitor::Verdict HealthMonitor::Judge(const v1::StepStats& stats) const {
     v.accuracy_mean = accuracies_.Mean(horizon_);
     v.grad_norm_fraction =
         peak_grad_norm_ > 0 ? grad_norms_.Mean(horizon_) / peak_grad_norm_ : 1;
+    if (chance_loss_ > 0 && v.loss_mean > kBlowUpFactor * chance_loss_ &&
+        v.loss_mean > kBlowUpFactor * min_loss_) {
+      v.diagnosis = v1::DIVERGED;
+      v.evidence = Evidence::kLossBlowUp;
+      return v;
+    }
     if (chance_loss_ > 0 &&
         v.loss_mean < kConvergedLossFraction * chance_loss_) {
       v.diagnosis = v1::CONVERGED;
@@ -502,34 +537,51 @@ HealthMonitor::Verdict HealthMonitor::Judge(const v1::StepStats& stats) const {
     return v;
   }
 
-  // Learning has stopped: find the layer that explains it.
-  double best = -1;
+  // Learning has stopped. Far below the chance level, the net has learned
+  // what it could: a minimum.
+  if (chance_loss_ > 0 && n >= horizon_ &&
+      v.loss_mean <= kSettledLossFraction * chance_loss_) {
+    v.diagnosis = v1::CONVERGED;
+    v.evidence = Evidence::kPlateau;
+    return v;
+  }
+  // Near it, the net is stuck: find the layer that explains it. The first
+  // of several dead layers is usually what killed the ones after it.
+  int dead_over = 0, saturated_over = 0;
   for (const v1::LayerStats& layer : stats.layers()) {
     if (layer.index() >= layers_.size()) continue;
-    if (IsSaturating(layers_[layer.index()].activation)) continue;
-    const double r = layer.dead_window_ratio();
-    if (r > rules_.dead_relu().threshold() && r >= best) {
-      best = r;
-      v.diagnosis = v1::STALLED_DEAD_UNITS;
-      v.evidence = Evidence::kDeadLayer;
-      v.layer = static_cast<int>(layer.index());
-      v.layer_value = r;
+    const int l = static_cast<int>(layer.index());
+    const Ring& history = layers_[l].saturated_history;
+    v.saturation_window = std::min(history.size(), trend_half_);
+    const double saturated = history.Mean(v.saturation_window);
+    saturated_over += saturated > rules_.saturated_activation().threshold();
+    if (saturated > v.max_saturated) {
+      v.max_saturated = saturated;
+      v.max_saturated_layer = l;
+    }
+    if (IsSaturating(layers_[l].activation)) continue;
+    dead_over += layer.dead_window_ratio() > rules_.dead_relu().threshold();
+    if (layer.dead_window_ratio() > v.max_dead) {
+      v.max_dead = layer.dead_window_ratio();
+      v.max_dead_layer = l;
     }
   }
-  if (v.diagnosis != v1::LEARNING) return v;
-  for (const v1::LayerStats& layer : stats.layers()) {
-    if (layer.index() >= layers_.size()) continue;
-    const Ring& history = layers_[layer.index()].saturated_history;
-    const double r = history.Mean(std::min(history.size(), horizon_));
-    if (r > rules_.saturated_activation().threshold() && r >= best) {
-      best = r;
-      v.diagnosis = v1::STALLED_SATURATION;
-      v.evidence = Evidence::kSaturatedLayer;
-      v.layer = static_cast<int>(layer.index());
-      v.layer_value = r;
-    }
+  if (dead_over > 0) {
+    v.diagnosis = v1::STALLED_DEAD_UNITS;
+    v.evidence = Evidence::kDeadLayer;
+    v.layer = v.max_dead_layer;
+    v.layer_value = v.max_dead;
+    v.layers_over = dead_over;
+    return v;
   }
-  if (v.diagnosis != v1::LEARNING) return v;
+  if (saturated_over > 0) {
+    v.diagnosis = v1::STALLED_SATURATION;
+    v.evidence = Evidence::kSaturatedLayer;
+    v.layer = v.max_saturated_layer;
+    v.layer_value = v.max_saturated;
+    v.layers_over = saturated_over;
+    return v;
+  }
   for (const v1::LayerStats& layer : stats.layers()) {
     const v1::TensorStats* w = WeightsOf(layer);
     if (w == nullptr || w->size() == 0 || layer.index() >= layers_.size()) {
@@ -609,8 +661,17 @@ std::string HealthMonitor::diagnosis_reason() const {
     case Evidence::kDiverged:
       return absl::StrCat("a NaN or Inf appeared in ", diverged_tensor_,
                           " at step ", diverged_step_);
+    case Evidence::kLossBlowUp:
+      return absl::StrCat("the loss blew up: ", level, ", over ", kBlowUpFactor,
+                          "x both the chance level and the "
+                          "lowest loss so far (",
+                          min_loss_, ")");
     case Evidence::kLossLevel:
       return absl::StrCat(level, ", below ", Percent(kConvergedLossFraction));
+    case Evidence::kPlateau:
+      return absl::StrCat("learning has stopped (", stopped,
+                          ") far below the chance level, at a minimum: ", level,
+                          ", at most ", Percent(kSettledLossFraction));
     case Evidence::kAccuracy:
       return absl::StrCat(
           "mean training accuracy ", v.accuracy_mean, " over the last ",
@@ -630,12 +691,23 @@ std::string HealthMonitor::diagnosis_reason() const {
               ? ": a wholly dead layer passes no gradient to the layers "
                 "before it"
               : "",
+          v.layers_over > 1
+              ? absl::StrCat(" (", v.layers_over, " layers above ",
+                             Percent(rules_.dead_relu().threshold()), ")")
+              : "",
           "; ", level);
     case Evidence::kSaturatedLayer:
-      return absl::StrCat("learning has stopped (", stopped, ") and ", layer,
-                          " has ", Percent(v.layer_value),
-                          " of its units saturated on average over the last ",
-                          horizon_, " steps; ", level);
+      return absl::StrCat(
+          "learning has stopped (", stopped, ") and ", layer, " has ",
+          Percent(v.layer_value),
+          " of its units saturated on average over the last ",
+          v.saturation_window, " steps",
+          v.layers_over > 1
+              ? absl::StrCat(" (", v.layers_over, " layers above ",
+                             Percent(rules_.saturated_activation().threshold()),
+                             ")")
+              : "",
+          "; ", level);
     case Evidence::kVanishedGradient:
       return absl::StrCat(
           "learning has stopped (", stopped, ") and the weight gradient of ",
@@ -644,11 +716,22 @@ std::string HealthMonitor::diagnosis_reason() const {
           " of its entries zero or subnormal, mean |g| ", v.grad_mean_abs,
           v.rounded_away ? ", updates too small to change any f32 weight" : "",
           "; ", level);
-    case Evidence::kUnexplainedPlateau:
+    case Evidence::kUnexplainedPlateau: {
+      std::string closest;
+      if (v.max_dead_layer >= 0 && v.max_dead > 0) {
+        absl::StrAppend(&closest, "; most dead: ", LayerLabel(v.max_dead_layer),
+                        " with ", Percent(v.max_dead));
+      }
+      if (v.max_saturated_layer >= 0 && v.max_saturated > 0) {
+        absl::StrAppend(&closest,
+                        "; most saturated: ", LayerLabel(v.max_saturated_layer),
+                        " with ", Percent(v.max_saturated));
+      }
       return absl::StrCat("learning has stopped (", stopped,
                           ") but no dead, saturated or underflowing layer "
-                          "explains it; ",
-                          level);
+                          "explains it",
+                          closest, "; ", level);
+    }
   }
   return "";
 }

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -126,8 +127,10 @@ class HealthMonitor {
   enum class Evidence {
     kTooEarly,
     kDiverged,
+    kLossBlowUp,
     kLossLevel,
     kAccuracy,
+    kPlateau,
     kDecreasing,
     kDeadLayer,
     kSaturatedLayer,
@@ -139,6 +142,12 @@ class HealthMonitor {
     Evidence evidence = Evidence::kTooEarly;
     uint64_t step = 0;
     int layer = -1;
+    int layers_over = 0;  // layers past the threshold
+    int max_dead_layer = -1;
+    double max_dead = 0;  // windowed dead ratio
+    int max_saturated_layer = -1;
+    double max_saturated = 0;  // mean saturated ratio over saturation_window
+    size_t saturation_window = 0;
     double layer_value = 0;  // the layer figure that decided
     double grad_mean_abs = 0;
     bool rounded_away = false;  // weights unchanged despite a gradient
@@ -184,6 +193,7 @@ class HealthMonitor {
   Ring accuracies_;
   Ring grad_norms_;
   double peak_grad_norm_ = 0;
+  double min_loss_ = std::numeric_limits<double>::infinity();
   bool initialization_checked_ = false;
 
   std::string stop_reason_;

@@ -164,15 +164,21 @@ TEST(ChanceLevelLossTest, EntropyOfTheLabelsAndVarianceOfTheTargets) {
 
 TEST(HealthMonitorTest, DeadReluFiresStrictlyAboveThresholdAndClears) {
   HealthMonitor monitor(Spec(), 2, kLog3);
-  const std::vector<double> ratios = {0.5, 0.75, 0.6, 0.5, 0.25};
+  // Above 0.5 on steps 2, 3 and 6 only; 0.5 itself does not count.
+  std::vector<double> ratios(20, 0.5);
+  ratios[1] = 0.75;
+  ratios[2] = 0.6;
+  ratios[5] = 0.9;
   std::vector<v1::Alert> alerts;
   const Transitions t = Feed(
-      monitor, 5, v1::DEAD_RELU, 0,
+      monitor, 20, v1::DEAD_RELU, 0,
       [&](int i, v1::StepStats& s) {
         s.mutable_layers(0)->set_dead_ratio(ratios[i]);
       },
       &alerts);
-  EXPECT_EQ(t, (Transitions{{2, true}, {4, false}}));
+  // Fires at once (for_steps 1); clears after 10 steps in a row below
+  // (7-16): step 6 kept it firing.
+  EXPECT_EQ(t, (Transitions{{2, true}, {16, false}}));
   ASSERT_EQ(alerts.size(), 2u);
   EXPECT_EQ(alerts[0].layer_name(), "0");
   EXPECT_EQ(alerts[0].value(), 0.75);
@@ -183,50 +189,77 @@ TEST(HealthMonitorTest, DeadReluFiresStrictlyAboveThresholdAndClears) {
   EXPECT_FALSE(monitor.stop_requested());
 }
 
-TEST(HealthMonitorTest, ForStepsNeedsConsecutiveStepsToFireAndToClear) {
+// Feeds DEAD_RELU a pattern of dead ('D') and healthy steps.
+Transitions FeedDeadPattern(HealthMonitor& monitor,
+                            const std::string& pattern) {
+  return Feed(monitor, static_cast<int>(pattern.size()), v1::DEAD_RELU, 0,
+              [&](int i, v1::StepStats& s) {
+                s.mutable_layers(0)->set_dead_ratio(pattern[i] == 'D' ? 1 : 0);
+              });
+}
+
+TEST(HealthMonitorTest, ForStepsNeedsConsecutiveStepsToFire) {
   HealthMonitor monitor(Spec("RELU", "dead_relu { for_steps: 3 }"), 2, kLog3);
-  // Dead on steps 1-2, 4-6 and 9; healthy on 3, 7-8 and 10-12.
-  const std::string pattern = "DDxDDDxxDxxx";
-  const Transitions t =
-      Feed(monitor, 12, v1::DEAD_RELU, 0, [&](int i, v1::StepStats& s) {
-        s.mutable_layers(0)->set_dead_ratio(pattern[i] == 'D' ? 1.0 : 0.0);
-      });
-  EXPECT_EQ(t, (Transitions{{6, true}, {12, false}}));
+  // Dead on 1-2, 4-6 and 9: fires on the third in a row (6); clears after
+  // 10 healthy steps in a row (10-19), the minimum above for_steps.
+  EXPECT_EQ(FeedDeadPattern(monitor, "DDxDDDxxDxxxxxxxxxxx"),
+            (Transitions{{6, true}, {19, false}}));
+}
+
+TEST(HealthMonitorTest, ForStepsAboveTheMinimumHoldsBothWays) {
+  HealthMonitor monitor(Spec("RELU", "dead_relu { for_steps: 12 }"), 2, kLog3);
+  const std::string pattern = std::string(11, 'D') + "x" +
+                              std::string(12, 'D') + std::string(11, 'x') +
+                              "D" + std::string(12, 'x');
+  // Fires on the 12th dead step in a row (24), clears on the 12th healthy
+  // one in a row (48).
+  EXPECT_EQ(FeedDeadPattern(monitor, pattern),
+            (Transitions{{24, true}, {48, false}}));
 }
 
 TEST(HealthMonitorTest, SaturatedActivationUsesTheConfiguredThreshold) {
   HealthMonitor monitor(
       Spec("SIGMOID", "saturated_activation { threshold: 0.25 }"), 2, kLog3);
-  const std::vector<double> ratios = {0.25, 0.5, 0.5, 0.25};
+  std::vector<double> ratios(14, 0.25);
+  ratios[1] = ratios[2] = 0.5;
   const Transitions t = Feed(
-      monitor, 4, v1::SATURATED_ACTIVATION, 0, [&](int i, v1::StepStats& s) {
+      monitor, 14, v1::SATURATED_ACTIVATION, 0, [&](int i, v1::StepStats& s) {
         s.mutable_layers(0)->set_saturated_ratio(ratios[i]);
       });
-  EXPECT_EQ(t, (Transitions{{2, true}, {4, false}}));
+  EXPECT_EQ(t, (Transitions{{2, true}, {13, false}}));
 }
 
 TEST(HealthMonitorTest, VanishingGradientFiresStrictlyBelowThreshold) {
   HealthMonitor monitor(Spec(), 2, kLog3);
-  const std::vector<double> g = {1e-7, 9e-8, 0.0, 1e-7};
+  std::vector<double> g(14, 1e-7);  // 1e-7 itself is not below
+  g[1] = 9e-8;
+  g[2] = 0;
   std::vector<v1::Alert> alerts;
   const Transitions t = Feed(
-      monitor, 4, v1::VANISHING_GRADIENT, 1,
+      monitor, 14, v1::VANISHING_GRADIENT, 1,
       [&](int i, v1::StepStats& s) { Weights(s, 1)->set_grad_mean_abs(g[i]); },
       &alerts);
-  EXPECT_EQ(t, (Transitions{{2, true}, {4, false}}));
+  EXPECT_EQ(t, (Transitions{{2, true}, {13, false}}));
   EXPECT_EQ(alerts[0].value(), 9e-8);
   EXPECT_EQ(alerts[0].threshold(), 1e-7);
 }
 
 TEST(HealthMonitorTest, WeightUpdateRatioHasAnUpperAndALowerBound) {
   HealthMonitor monitor(Spec(), 2, kLog3);
-  const std::vector<double> r = {10, 10.5, 1e-3, 1e-8, 5e-9, 1e-3};
+  // 10 and 1e-8 are on the bounds (inside); 10.5 on step 2 and 5e-9 on
+  // step 14 are out.
+  std::vector<double> r(25, 1e-3);
+  r[0] = 10;
+  r[1] = 10.5;
+  r[12] = 1e-8;
+  r[13] = 5e-9;
   std::vector<v1::Alert> alerts;
   const Transitions t = Feed(
-      monitor, 6, v1::WEIGHT_UPDATE_RATIO, 0,
+      monitor, 25, v1::WEIGHT_UPDATE_RATIO, 0,
       [&](int i, v1::StepStats& s) { Weights(s, 0)->set_update_ratio(r[i]); },
       &alerts);
-  EXPECT_EQ(t, (Transitions{{2, true}, {3, false}, {5, true}, {6, false}}));
+  EXPECT_EQ(t, (Transitions{{2, true}, {12, false}, {14, true}, {24, false}}));
+  ASSERT_EQ(alerts.size(), 4u);
   EXPECT_EQ(alerts[0].threshold(), 10);
   EXPECT_THAT(alerts[0].message(), HasSubstr("above 10"));
   EXPECT_EQ(alerts[2].value(), 5e-9);
@@ -251,8 +284,10 @@ TEST(HealthMonitorTest, LossNotDecreasingComparesTheHalvesOfItsWindow) {
       Spec("RELU", "loss_not_decreasing { threshold: 25 for_steps: 4 }"), 2,
       kLog3);
   // Window of 4 (halves of 2): step 4 fell exactly 25% (4 -> 3, does not
-  // fire), step 5 fell 14.3% (fires), steps 7-10 fell >= 25% four times.
-  const std::vector<double> losses = {4, 4, 3, 3, 3, 2, 1.5, 1, 0.75, 0.5};
+  // fire), step 5 fell 14.3% (fires), step 6 16.7%; from step 7 every
+  // window falls by more than 40%: cleared after 10 of them (7-16).
+  std::vector<double> losses = {4, 4, 3, 3, 3, 2};
+  for (int k = 1; k <= 12; ++k) losses.push_back(2 * std::pow(0.75, k));
   Transitions t;
   std::vector<v1::Alert> fired;
   for (size_t i = 0; i < losses.size(); ++i) {
@@ -262,7 +297,7 @@ TEST(HealthMonitorTest, LossNotDecreasingComparesTheHalvesOfItsWindow) {
       fired.push_back(a);
     }
   }
-  EXPECT_EQ(t, (Transitions{{5, true}, {10, false}}));
+  EXPECT_EQ(t, (Transitions{{5, true}, {16, false}}));
   EXPECT_EQ(fired[0].layer(), -1);
   EXPECT_NEAR(fired[0].value(), 100.0 / 7, 1e-12);  // (3.5 - 3) / 3.5
   EXPECT_EQ(fired[0].threshold(), 25);
@@ -295,10 +330,18 @@ TEST(HealthMonitorTest, ExplodingTensorStopsTheJobAndNamesTheTensor) {
   EXPECT_EQ(monitor.diverged_tensor(), "loss");
   EXPECT_EQ(monitor.diagnosis(), v1::DIVERGED);
 
-  // Finite again: every alert clears; the divergence and verdict stay.
-  alerts = Observe(monitor, Healthy(3, 1.0));
-  EXPECT_EQ(alerts.size(), 3u);
-  for (const v1::Alert& a : alerts) EXPECT_FALSE(a.firing());
+  // Finite again: every alert clears after 10 finite steps; the divergence
+  // and the verdict stay.
+  for (int step = 3; step < 12; ++step) {
+    EXPECT_TRUE(Observe(monitor, Healthy(step, 1.0)).empty());
+  }
+  int cleared = 0;
+  for (const v1::Alert& a : Observe(monitor, Healthy(12, 1.0))) {
+    if (a.rule() != v1::EXPLODING_TENSOR) continue;  // the flat loss fires
+    EXPECT_FALSE(a.firing());
+    ++cleared;
+  }
+  EXPECT_EQ(cleared, 3);
   EXPECT_EQ(monitor.diverged_step(), 2u);
   EXPECT_EQ(monitor.diagnosis(), v1::DIVERGED);
   v1::Summary summary;
@@ -379,7 +422,8 @@ TEST(HealthMonitorTest, PoorInitializationIsCheckedOnTheFirstStepOnly) {
   EXPECT_EQ(alerts[0].rule(), v1::POOR_WEIGHT_INITIALIZATION);
   EXPECT_EQ(alerts[0].layer(), 0);
   EXPECT_TRUE(alerts[0].firing());
-  EXPECT_NEAR(alerts[0].value(), 20, 1e-9);
+  // |W0| >= |W| / (1 + r) with the first update's ratio r = 1e-3.
+  EXPECT_NEAR(alerts[0].value(), 20 / 1.001, 1e-9);
   EXPECT_EQ(alerts[0].threshold(), 10);
   EXPECT_THAT(alerts[0].message(), HasSubstr("He reference 1"));
   // Later steps are not checked, and the alert is never cleared.
@@ -405,7 +449,7 @@ TEST(HealthMonitorTest, PoorInitializationTooSmallOrAllDead) {
   EXPECT_EQ(init[0].layer(), 0);
   EXPECT_THAT(init[0].message(), HasSubstr("every unit dead"));
   EXPECT_EQ(init[1].layer(), 1);
-  EXPECT_NEAR(init[1].value(), 0.05, 1e-9);
+  EXPECT_NEAR(init[1].value(), 0.05 / 0.999, 1e-9);  // |W| / (1 - r)
   EXPECT_EQ(init[1].threshold(), 0.1);
   EXPECT_THAT(init[1].message(), HasSubstr("Xavier"));
 
@@ -416,6 +460,38 @@ TEST(HealthMonitorTest, PoorInitializationTooSmallOrAllDead) {
   for (const v1::Alert& a : Observe(step_monitor, t)) {
     EXPECT_NE(a.rule(), v1::POOR_WEIGHT_INITIALIZATION);
   }
+}
+
+TEST(HealthMonitorTest, PoorInitializationLooksThroughTheFirstUpdate) {
+  // Weights 13x the reference after a first update 13x their size (a
+  // learning rate of 1000): the initial std was between 13/14 and +inf
+  // times the reference, not certainly out of range.
+  HealthMonitor big_step(Spec(), 2, kLog3);
+  v1::StepStats s = Healthy(1, 1.0);
+  Weights(s, 0)->set_weight_l2_norm(13 * std::sqrt(8.0));
+  Weights(s, 0)->set_update_ratio(13);
+  for (const v1::Alert& a : Observe(big_step, s)) {
+    EXPECT_EQ(a.rule(), v1::WEIGHT_UPDATE_RATIO);  // 13 > 10
+  }
+
+  // 30x after an update of 1.5x: at least 12x before it.
+  HealthMonitor certain(Spec(), 2, kLog3);
+  Weights(s, 0)->set_weight_l2_norm(30 * std::sqrt(8.0));
+  Weights(s, 0)->set_update_ratio(1.5);
+  const std::vector<v1::Alert> alerts = Observe(certain, s);
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_NEAR(alerts[0].value(), 12, 1e-9);
+  EXPECT_THAT(alerts[0].message(), HasSubstr("at least 12,"));
+
+  // ZEROS: an update ratio of 0 for weights that changed means |W0| = 0.
+  HealthMonitor zeros(Spec(), 2, kLog3);
+  s = Healthy(1, 1.0);
+  Weights(s, 0)->set_update_ratio(0);
+  const std::vector<v1::Alert> zero_alerts = Observe(zeros, s);
+  ASSERT_EQ(zero_alerts.size(), 2u);  // and WEIGHT_UPDATE_RATIO below 1e-8
+  EXPECT_EQ(zero_alerts[0].rule(), v1::POOR_WEIGHT_INITIALIZATION);
+  EXPECT_EQ(zero_alerts[0].value(), 0);
+  EXPECT_EQ(zero_alerts[0].threshold(), 0.1);
 }
 
 TEST(HealthMonitorTest, DisabledRulesNeverFire) {
@@ -490,6 +566,7 @@ TEST(DiagnosisTest, DeadLayerWithFrozenWeightsIsStalledDeadUnits) {
     v1::LayerStats* l = s.mutable_layers(0);
     l->set_dead_ratio(1);
     l->set_dead_window_ratio(1);
+    s.mutable_layers(1)->set_dead_window_ratio(1);
     for (int layer = 0; layer < 2; ++layer) {
       Weights(s, layer)->set_grad_mean_abs(0);
       Weights(s, layer)->set_grad_zero_fraction(1);
@@ -505,6 +582,7 @@ TEST(DiagnosisTest, DeadLayerWithFrozenWeightsIsStalledDeadUnits) {
   EXPECT_THAT(monitor.diagnosis_reason(),
               HasSubstr("layer 0 has 100% of its units dead"));
   EXPECT_THAT(monitor.diagnosis_reason(), HasSubstr("passes no gradient"));
+  EXPECT_THAT(monitor.diagnosis_reason(), HasSubstr("(2 layers above 50%)"));
 }
 
 TEST(DiagnosisTest, DeadLayerWithFlatLossIsStalledDeadUnits) {
@@ -632,12 +710,56 @@ TEST(DiagnosisTest, PerfectAccuracyAndSmallGradientsIsConverged) {
   EXPECT_THAT(monitor.diagnosis_reason(), HasSubstr("5% of its peak"));
 }
 
-TEST(DiagnosisTest, PlateauWithoutACauseStaysLearningAndSaysSo) {
+TEST(DiagnosisTest, PlateauFarBelowChanceLevelIsConverged) {
+  // 0.2 is 18% of the chance level: not below 5%, but once the loss stops
+  // falling the net has settled at a minimum, whatever its dead units.
   HealthMonitor monitor(Spec(), 2, kLog3);
-  Diagnose(monitor, 120, [](int step) { return Healthy(step, 0.8); });
+  const Verdicts v = Diagnose(monitor, 120, [](int step) {
+    v1::StepStats s = Healthy(step, step % 2 ? 0.21 : 0.19);
+    s.mutable_layers(0)->set_dead_window_ratio(0.6);
+    return s;
+  });
+  EXPECT_EQ(v, (Verdicts{{109, v1::CONVERGED}}));
+  EXPECT_THAT(monitor.diagnosis_reason(), HasSubstr("at a minimum"));
+}
+
+TEST(DiagnosisTest, LossBlowUpIsDivergedWithoutANaN) {
+  // A learning rate of 1000: finite, but the loss jumps 45x.
+  HealthMonitor monitor(Spec(), 2, kLog3);
+  const Verdicts v = Diagnose(monitor, 30, [](int step) {
+    return Healthy(step, step <= 3 ? 1.1 : 50);
+  });
+  // From step 10 the mean over 10 steps (35.3) is over 10x both the chance
+  // level and the lowest loss (1.1); confirmed on step 19.
+  EXPECT_EQ(v, (Verdicts{{19, v1::DIVERGED}}));
+  EXPECT_FALSE(monitor.diverged());  // no NaN or Inf
+  EXPECT_THAT(monitor.diagnosis_reason(), HasSubstr("the loss blew up"));
+}
+
+TEST(DiagnosisTest, HighButFallingLossIsNotDiverged) {
+  // A badly scaled start, far above the chance level, that is improving.
+  HealthMonitor monitor(Spec(), 2, kLog3);
+  const Verdicts v = Diagnose(monitor, 150, [](int step) {
+    return Healthy(step, 50 * std::pow(0.99, step));
+  });
+  EXPECT_TRUE(v.empty());
+  EXPECT_EQ(monitor.diagnosis(), v1::LEARNING);
+}
+
+TEST(DiagnosisTest, PlateauWithoutACauseStaysLearningAndSaysSo) {
+  // 73% of the chance level, units below the thresholds: say how close.
+  HealthMonitor monitor(Spec(), 2, kLog3);
+  Diagnose(monitor, 120, [](int step) {
+    v1::StepStats s = Healthy(step, 0.8);
+    s.mutable_layers(0)->set_dead_window_ratio(0.25);
+    s.mutable_layers(1)->set_saturated_ratio(0.375);
+    return s;
+  });
   EXPECT_EQ(monitor.diagnosis(), v1::LEARNING);
   EXPECT_THAT(monitor.diagnosis_reason(),
-              HasSubstr("no dead, saturated or underflowing layer"));
+              HasSubstr("no dead, saturated or underflowing layer explains it; "
+                        "most dead: layer 0 with 25%; most saturated: layer 1 "
+                        "with 37.5%"));
 }
 
 TEST(DiagnosisTest, NaNLossIsDivergedAtOnce) {
