@@ -177,6 +177,7 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
   const int width = model.output_units();
   const bool regression = s.data.train.is_regression();
   std::vector<UpdateResult> updates(s.optimizer->tensors().size());
+  const std::vector<UpdateResult> kNoUpdates;  // a divergent step's
   double last_loss = 0, last_accuracy = 0;
   uint64_t step = 0;
   auto every = [&](uint64_t n) { return n > 0 && step % n == 0; };
@@ -198,15 +199,22 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
           regression ? nullptr : s.batch_labels.data(),
           regression ? s.batch_targets.data() : nullptr, net.diff_output());
       net.Backward();
-      const double grad_norm = GlobalGradNorm(s.optimizer->tensors());
+      // On collected steps the statistics' one sweep over each gradient
+      // also gives the norm that clipping needs.
+      const bool periodic =
+          step == 1 || step == total_steps || every(monitoring.stats_every());
+      double grad_norm = periodic ? s.collector->CollectGradients(model, stats)
+                                  : GlobalGradNorm(s.optimizer->tensors());
+      const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);
+      const bool collect = periodic || !finite;
+      if (collect && !periodic) {
+        grad_norm = s.collector->CollectGradients(model, stats);
+      }
       const double clip = spec.optimizer().clip_grad_norm();
       const float grad_scale = clip > 0 && grad_norm > clip
                                    ? static_cast<float>(clip / grad_norm)
                                    : 1.0f;
       const double lr = LearningRateAt(spec.optimizer(), step, total_steps);
-      const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);
-      const bool collect = step == 1 || step == total_steps || !finite ||
-                           every(monitoring.stats_every());
       {
         absl::MutexLock lock(&s.mu);
         if (finite) {
@@ -229,7 +237,7 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       stats->clear_validation_loss();
       stats->clear_validation_accuracy();
       if (collect) {
-        s.collector->Collect(model, updates, stats);
+        s.collector->CollectLayers(model, finite ? updates : kNoUpdates, stats);
         if (every(monitoring.dataset_sweep_every())) {
           absl::MutexLock lock(&s.mu);
           absl::Status sweep =
