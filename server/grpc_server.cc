@@ -41,9 +41,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   job_options.max_queued_jobs = options.limits.max_queued_jobs;
   job_options.max_watchers_per_job = options.limits.max_watchers_per_job;
   job_options.observer = options.job_observer;
-  // No store yet: jobs live as long as the process.
+  job_options.retention = options.retention;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
-      JobManager::Create(job_options, /*store=*/nullptr);
+      JobManager::Create(job_options, options.store);
   if (!jobs.ok()) return jobs.status();
   server->jobs_ = std::move(*jobs);
   server->service_ = std::make_unique<TrainerService>(

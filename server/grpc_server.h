@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/job_observer.h"
+#include "server/job_store.h"
 #include "server/limits.h"
 
 namespace gradwatch::server {
@@ -30,6 +31,11 @@ struct ServerOptions {
   /// Told every job event, e.g. the MetricsExporter (not owned; may be
   /// null; must outlive the server).
   JobObserver* job_observer = nullptr;
+  /// Where jobs are kept across restarts (not owned; null keeps them in
+  /// memory only; must outlive the server).
+  JobStore* store = nullptr;
+  /// How long finished jobs are kept after they ended.
+  absl::Duration retention = absl::InfiniteDuration();
 };
 
 /// The gradwatch gRPC server: the Trainer service over a JobManager, the

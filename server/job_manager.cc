@@ -77,6 +77,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   for (int i = 0; i < std::max(1, options.workers); ++i) {
     manager->workers_.emplace_back([m = manager.get()] { m->WorkerLoop(); });
   }
+  if (options.retention < absl::InfiniteDuration()) {
+    manager->workers_.emplace_back([m = manager.get()] { m->SweepLoop(); });
+  }
   return manager;
 }
 
@@ -385,6 +388,51 @@ absl::StatusOr<v1::Model> JobManager::GetModel(
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("reading the model failed: ", e.what()));
+  }
+}
+
+void JobManager::SweepLoop() {
+  // A few sweeps per retention period: a job outlives it by a quarter at
+  // most, and a long retention costs one scan a minute.
+  const absl::Duration period = std::clamp(
+      options_.retention / 4, absl::Milliseconds(10), absl::Minutes(1));
+  while (true) {
+    RemoveEndedBefore(absl::Now() - options_.retention);
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
+  }
+}
+
+void JobManager::RemoveEndedBefore(absl::Time cutoff) {
+  std::vector<std::string> removed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = by_creation_.begin(); it != by_creation_.end();) {
+      const Entry& entry = *it->second;
+      bool expired = false;
+      // A closed history: the job has ended and its end is stored.
+      if (entry.history->closed()) {
+        absl::MutexLock entry_lock(&entry.mu);
+        const google::protobuf::Timestamp& end = entry.record.end_time();
+        expired = absl::FromUnixSeconds(end.seconds()) +
+                      absl::Nanoseconds(end.nanos()) <
+                  cutoff;
+      }
+      if (!expired) {
+        ++it;
+        continue;
+      }
+      removed.push_back(entry.id);
+      jobs_.erase(entry.id);
+      it = by_creation_.erase(it);
+    }
+  }
+  for (const std::string& id : removed) {
+    if (store_ != nullptr) {
+      absl::Status deleted = store_->DeleteJob(id);
+      if (!deleted.ok()) ReportStoreError(id, deleted);
+    }
+    LogJob(id, "removed (ended longer than the retention ago)");
   }
 }
 

@@ -37,6 +37,9 @@ struct JobManagerOptions {
   int64_t max_watchers_per_job = 32;
   /// Told every event appended to a job's history (not owned; may be null).
   JobObserver* observer = nullptr;
+  /// How long a finished job is kept (in memory and in the store) after it
+  /// ended; infinite keeps every job.
+  absl::Duration retention = absl::InfiniteDuration();
 };
 
 /// Runs jobs: a bounded queue, a pool of worker threads that each train one
@@ -128,6 +131,9 @@ class JobManager {
   // Records and emits the final state after the summary.
   void EndJob(const std::shared_ptr<Entry>& entry,
               const gradwatch::v1::Summary& summary);
+  // Until shutdown, removes the jobs that ended over `retention` ago.
+  void SweepLoop();
+  void RemoveEndedBefore(absl::Time cutoff);
   bool WorkAvailable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool NothingRunning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

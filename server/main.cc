@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -18,6 +21,7 @@
 #include "server/limits.h"
 #include "server/metrics_exporter.h"
 #include "server/signal_waiter.h"
+#include "server/sqlite_job_store.h"
 
 namespace {
 
@@ -27,6 +31,18 @@ int CoreCount() {
 }
 
 const gradwatch::server::ServerLimits kDefaults;
+
+// The XDG data directory of the user running the server; a service
+// without a home directory keeps its jobs under /var/lib.
+std::string DefaultDataDir() {
+  const char* xdg = std::getenv("XDG_DATA_HOME");
+  if (xdg != nullptr && xdg[0] == '/') return std::string(xdg) + "/gradwatch";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && home[0] == '/') {
+    return std::string(home) + "/.local/share/gradwatch";
+  }
+  return "/var/lib/gradwatch";
+}
 
 // --help lists the flags defined in this file (Abseil would otherwise look
 // for a file named after the program).
@@ -66,6 +82,15 @@ ABSL_FLAG(int, job_threads, 0,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long running jobs may continue before "
           "they are stopped and marked INTERRUPTED.");
+ABSL_FLAG(std::string, data_dir, DefaultDataDir(),
+          "Directory of the job store, gradwatch.db (SQLite, created if "
+          "missing): jobs, their full histories and trained models survive "
+          "restarts, and jobs running at a crash come back INTERRUPTED. "
+          "Empty keeps jobs in memory only.");
+ABSL_FLAG(absl::Duration, retention, absl::Hours(168),
+          "How long a finished job (record, history and model) is kept after "
+          "it ended; a periodic sweep removes older ones from memory and the "
+          "store.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "HOST:PORT of the Prometheus /metrics endpoint; port 0 picks a free "
           "port (see --metrics_port_file); empty disables it.");
@@ -127,6 +152,36 @@ int main(int argc, char** argv) {
         std::max(1, CoreCount() / options.max_concurrent_jobs);
   }
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.retention = absl::GetFlag(FLAGS_retention);
+  if (options.retention <= absl::ZeroDuration()) {
+    std::fprintf(stderr, "--retention must be positive\n");
+    return 2;
+  }
+
+  // Before the server: it must outlive the job manager that writes to it,
+  // and its destructor flushes the last writes after the server stopped.
+  std::unique_ptr<gradwatch::server::SqliteJobStore> store;
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (!data_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(data_dir, error);
+    if (error) {
+      std::fprintf(stderr, "gradwatch-server: cannot create %s: %s\n",
+                   data_dir.c_str(), error.message().c_str());
+      return 1;
+    }
+    auto opened =
+        gradwatch::server::SqliteJobStore::Open(data_dir + "/gradwatch.db");
+    if (!opened.ok()) {
+      std::fprintf(stderr, "gradwatch-server: %s\n",
+                   opened.status().ToString().c_str());
+      return 1;
+    }
+    store = std::move(*opened);
+    options.store = store.get();
+    std::printf("gradwatch-server jobs stored in %s/gradwatch.db\n",
+                data_dir.c_str());
+  }
 
   // Before the server: it must outlive the job manager that feeds it.
   std::unique_ptr<gradwatch::server::MetricsExporter> metrics;

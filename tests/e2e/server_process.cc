@@ -43,11 +43,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   const std::string dir = dir_template;
   const std::string port_file = dir + "/port";
 
-  // No /metrics unless a test asks for it (a later flag wins): servers
-  // of concurrent tests would all want the default port.
+  // No /metrics and no job store unless a test asks for them (a later
+  // flag wins): servers of concurrent tests would all want the default
+  // port and the default data directory.
   std::vector<std::string> args = {binary, "--listen=127.0.0.1:0",
                                    "--port_file=" + port_file,
-                                   "--metrics_listen="};
+                                   "--metrics_listen=", "--data_dir="};
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
