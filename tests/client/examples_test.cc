@@ -2,6 +2,7 @@
 // says they do.
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -82,15 +83,21 @@ TEST(ExamplesTest, DeadInitMakesEveryPreActivationNegative) {
   EXPECT_LT(max_z, -3.0f);
 }
 
-TEST(ExamplesTest, DeadInitFirstLayerNeverChanges) {
+TEST(ExamplesTest, DeadInitStaysDeadAndIsDiagnosed) {
   const v1::JobSpec spec = LoadExample("dead_init.json");
   std::unique_ptr<engine::Trainer> trainer = MakeTrainer(spec);
   ASSERT_NE(trainer, nullptr);
   absl::StatusOr<v1::Model> before = trainer->GetModel();
   ASSERT_TRUE(before.ok()) << before.status();
+  std::vector<v1::JobEvent> events;
   engine::CancellationToken cancel;
-  const v1::Summary summary = trainer->Run([](const v1::JobEvent&) {}, cancel);
+  const v1::Summary summary = trainer->Run(
+      [&](const v1::JobEvent& event) { events.push_back(event); }, cancel);
   EXPECT_EQ(summary.state(), v1::SUCCEEDED);
+  EXPECT_EQ(summary.diagnosis(), v1::STALLED_DEAD_UNITS);
+  // Nothing but the class frequencies can be learned: chance level.
+  EXPECT_NEAR(summary.final_loss(), std::log(3.0), 0.01);
+
   absl::StatusOr<v1::Model> after = trainer->GetModel();
   ASSERT_TRUE(after.ok()) << after.status();
   ASSERT_EQ(after->layers_size(), before->layers_size());
@@ -99,6 +106,36 @@ TEST(ExamplesTest, DeadInitFirstLayerNeverChanges) {
               testing::ElementsAreArray(before->layers(0).weights()));
   EXPECT_THAT(after->layers(0).bias(),
               testing::ElementsAreArray(before->layers(0).bias()));
+
+  int stats = 0;
+  int sweeps = 0;
+  bool dead_relu_fired = false;
+  for (const v1::JobEvent& event : events) {
+    if (event.has_alert() && event.alert().rule() == v1::DEAD_RELU &&
+        event.alert().layer() == 0 && event.alert().firing()) {
+      dead_relu_fired = true;
+    }
+    if (!event.has_stats()) continue;
+    ++stats;
+    ASSERT_GE(event.stats().layers_size(), 2);
+    // Layer 0 is dead on every batch; layer 1 then sees only zeros, and its
+    // pre-activation is its zero bias: ReLU'(0) = 0, dead too.
+    for (int layer = 0; layer < 2; ++layer) {
+      const v1::LayerStats& figures = event.stats().layers(layer);
+      EXPECT_EQ(figures.dead_ratio(), 1.0) << "step " << event.step();
+      if (figures.has_dead_dataset_ratio()) {
+        ++sweeps;
+        EXPECT_EQ(figures.dead_dataset_ratio(), 1.0);
+      }
+      for (const v1::TensorStats& tensor : figures.params()) {
+        EXPECT_EQ(tensor.grad_zero_fraction(), 1.0) << tensor.name();
+        EXPECT_EQ(tensor.grad_l2_norm(), 0.0) << tensor.name();
+      }
+    }
+  }
+  EXPECT_GE(stats, 150);  // stats_every 10 over 1500 steps
+  EXPECT_GT(sweeps, 0);
+  EXPECT_TRUE(dead_relu_fired);
 }
 
 TEST(ExamplesTest, SpiralsReachesNinetyFivePercentTrainingAccuracy) {
@@ -106,8 +143,16 @@ TEST(ExamplesTest, SpiralsReachesNinetyFivePercentTrainingAccuracy) {
   std::unique_ptr<engine::Trainer> trainer = MakeTrainer(spec);
   ASSERT_NE(trainer, nullptr);
   engine::CancellationToken cancel;
-  const v1::Summary summary = trainer->Run([](const v1::JobEvent&) {}, cancel);
+  bool dead_relu_fired = false;
+  const v1::Summary summary = trainer->Run(
+      [&](const v1::JobEvent& event) {
+        dead_relu_fired |=
+            event.has_alert() && event.alert().rule() == v1::DEAD_RELU;
+      },
+      cancel);
   ASSERT_EQ(summary.state(), v1::SUCCEEDED) << summary.error();
+  EXPECT_EQ(summary.diagnosis(), v1::CONVERGED) << summary.diagnosis_reason();
+  EXPECT_FALSE(dead_relu_fired);
 
   absl::StatusOr<engine::Dataset> data =
       engine::LoadDataset(spec.data(), spec.loss());
