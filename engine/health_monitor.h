@@ -28,11 +28,13 @@ double ChanceLevelLoss(gradwatch::v1::Loss loss, const Dataset& train);
 /// diagnosis criteria.
 ///
 /// Hysteresis: a rule fires once its condition has held on `for_steps`
-/// consecutive evaluations and clears once it has failed on `for_steps`
-/// consecutive evaluations. LOSS_NOT_DECREASING's condition already spans a
-/// window of `for_steps` steps and fires on the first full window that
-/// shows it; POOR_WEIGHT_INITIALIZATION is evaluated on the first step with
-/// layer statistics only and never clears.
+/// consecutive evaluations and clears once it has failed on max(for_steps,
+/// 10) consecutive evaluations, so that a figure oscillating around its
+/// threshold does not fire and clear every other step.
+/// LOSS_NOT_DECREASING's condition already spans a window of `for_steps`
+/// steps and fires on the first full window that shows it;
+/// POOR_WEIGHT_INITIALIZATION is evaluated on the first step with layer
+/// statistics only and never clears.
 ///
 /// Pure computation: no I/O, no clock. The state is a few ring buffers
 /// sized in the constructor; Observe allocates only for the alerts it
