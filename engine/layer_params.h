@@ -20,6 +20,11 @@ struct LayerParams {
   bool has_bn = false;
 
   dnnl::memory::desc weights_md;
+  // BF16 precision: the layout of the bf16 copy of the weights that the
+  // inner products read (each Net refreshes its copy from the f32 master
+  // weights at the start of Forward). Zero (empty) for F32.
+  bool bf16 = false;
+  dnnl::memory::desc weights_bf16_md;
   // Elements of the weights buffer beyond inputs * units (zero padding of
   // a blocked layout): always exactly 0 in weights and gradients.
   int64_t weights_padding = 0;

@@ -57,6 +57,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(const v1::JobSpec& spec,
 
 absl::Status Model::Build(const v1::JobSpec& spec, int train_batch) {
   const auto& layers = spec.model().layers();
+  const bool bf16 = spec.training().precision() == v1::TrainingSpec::BF16;
   params_.resize(layers.size());
   absl::Status status = CatchDnnlErrors("allocating parameters", [&] {
     Rng rng(spec.training().seed());
@@ -70,16 +71,38 @@ absl::Status Model::Build(const v1::JobSpec& spec, int train_batch) {
                  layers[l].batch_norm() == v1::LayerSpec::AFTER_ACTIVATION;
       inputs = p.units;
 
-      // Let the inner product choose the weights layout for the training
-      // batch; every Net then uses that layout explicitly.
-      const memory::desc x_md({train_batch, p.inputs}, dt::f32, tag::nc);
-      const memory::desc y_md({train_batch, p.units}, dt::f32, tag::nc);
-      const memory::desc any_md({p.units, p.inputs}, dt::f32, tag::any);
+      // Let the inner products choose the weights layout for the training
+      // batch; every Net then uses that layout explicitly. In BF16 the f32
+      // master weights take the layout of the bf16 backward-weights
+      // product's f32 output, so that optimizer and statistics read
+      // weights and gradients element by element.
       const memory::desc bias_md({p.units}, dt::f32, tag::x);
-      dnnl::inner_product_forward::primitive_desc pd(
-          {dnnl::prop_kind::forward_training, x_md, any_md, bias_md, y_md},
-          engine_);
-      p.weights_md = pd.weights_desc();
+      if (bf16) {
+        p.bf16 = true;
+        const memory::desc x_md({train_batch, p.inputs}, dt::bf16, tag::nc);
+        const memory::desc y_md({train_batch, p.units}, dt::f32, tag::nc);
+        const memory::desc dy_md({train_batch, p.units}, dt::bf16, tag::nc);
+        dnnl::inner_product_forward::primitive_desc fwd_pd(
+            {dnnl::prop_kind::forward_training, x_md,
+             memory::desc({p.units, p.inputs}, dt::bf16, tag::any), bias_md,
+             y_md},
+            engine_);
+        p.weights_bf16_md = fwd_pd.weights_desc();
+        dnnl::inner_product_backward_weights::primitive_desc bwd_pd(
+            {x_md, memory::desc({p.units, p.inputs}, dt::f32, tag::any),
+             bias_md, dy_md},
+            engine_, fwd_pd);
+        p.weights_md = bwd_pd.diff_weights_desc();
+      } else {
+        const memory::desc x_md({train_batch, p.inputs}, dt::f32, tag::nc);
+        const memory::desc y_md({train_batch, p.units}, dt::f32, tag::nc);
+        dnnl::inner_product_forward::primitive_desc pd(
+            {dnnl::prop_kind::forward_training, x_md,
+             memory::desc({p.units, p.inputs}, dt::f32, tag::any), bias_md,
+             y_md},
+            engine_);
+        p.weights_md = pd.weights_desc();
+      }
       p.weights_padding =
           Elements(p.weights_md) - static_cast<int64_t>(p.units) * p.inputs;
       p.weights = ZeroedMemory(p.weights_md, engine_);

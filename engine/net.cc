@@ -118,12 +118,31 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     const bool is_step = spec.activation() == v1::STEP;
 
     // ---- forward
+    // What the inner products read: the f32 tensors themselves, or in BF16
+    // their bf16 copies, refreshed by a reorder before each use.
+    memory fc_in = fc_src;
+    memory::desc fc_in_md = x_md;
+    memory fc_weights = p.weights;
+    memory::desc fc_weights_md = p.weights_md;
+    auto add_reorder = [&](std::vector<std::function<void()>>& ops,
+                           const memory& from, const memory& to) {
+      add(ops, dnnl::reorder(from, to),
+          {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, stream_);
+    };
+    if (p.bf16) {
+      fc_in_md = memory::desc({batch, p.inputs}, dt::bf16, tag::nc);
+      fc_in = new_mem(fc_in_md);
+      add_reorder(forward_ops_, fc_src, fc_in);
+      fc_weights_md = p.weights_bf16_md;
+      fc_weights = new_mem(fc_weights_md);
+      add_reorder(forward_ops_, p.weights, fc_weights);
+    }
     dnnl::inner_product_forward::primitive_desc fc_pd(
-        {fwd_kind, x_md, p.weights_md, bias_md, y_md}, engine_);
+        {fwd_kind, fc_in_md, fc_weights_md, bias_md, y_md}, engine_);
     la.fc_dst = new_mem(y_md);
     add(forward_ops_, dnnl::inner_product_forward(fc_pd),
-        {{DNNL_ARG_SRC, fc_src},
-         {DNNL_ARG_WEIGHTS, p.weights},
+        {{DNNL_ARG_SRC, fc_in},
+         {DNNL_ARG_WEIGHTS, fc_weights},
          {DNNL_ARG_BIAS, p.bias},
          {DNNL_ARG_DST, la.fc_dst}},
         stream_);
@@ -238,21 +257,28 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       add_bn_backward(la.fc_dst, la.diff_z, la.diff_fc_dst);
     }
 
+    memory fc_diff_dst = la.diff_fc_dst;
+    memory::desc fc_diff_dst_md = y_md;
+    if (p.bf16) {
+      fc_diff_dst_md = memory::desc({batch, p.units}, dt::bf16, tag::nc);
+      fc_diff_dst = new_mem(fc_diff_dst_md);
+      add_reorder(ops, la.diff_fc_dst, fc_diff_dst);
+    }
     dnnl::inner_product_backward_weights::primitive_desc fc_bwd_w_pd(
-        {x_md, p.weights_md, bias_md, y_md}, engine_, fc_pd);
+        {fc_in_md, p.weights_md, bias_md, fc_diff_dst_md}, engine_, fc_pd);
     add(ops, dnnl::inner_product_backward_weights(fc_bwd_w_pd),
-        {{DNNL_ARG_SRC, fc_src},
-         {DNNL_ARG_DIFF_DST, la.diff_fc_dst},
+        {{DNNL_ARG_SRC, fc_in},
+         {DNNL_ARG_DIFF_DST, fc_diff_dst},
          {DNNL_ARG_DIFF_WEIGHTS, p.diff_weights},
          {DNNL_ARG_DIFF_BIAS, p.diff_bias}},
         stream_);
 
     if (l > 0) {  // nobody needs the input's gradient
       dnnl::inner_product_backward_data::primitive_desc fc_bwd_d_pd(
-          {x_md, p.weights_md, y_md}, engine_, fc_pd);
+          {x_md, fc_weights_md, fc_diff_dst_md}, engine_, fc_pd);
       add(ops, dnnl::inner_product_backward_data(fc_bwd_d_pd),
-          {{DNNL_ARG_DIFF_DST, la.diff_fc_dst},
-           {DNNL_ARG_WEIGHTS, p.weights},
+          {{DNNL_ARG_DIFF_DST, fc_diff_dst},
+           {DNNL_ARG_WEIGHTS, fc_weights},
            {DNNL_ARG_DIFF_SRC, layers_[l - 1].diff_out}},
           stream_);
     }

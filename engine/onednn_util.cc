@@ -31,6 +31,14 @@ bool ConfigureComputeThreads(int threads, bool flush_denormals) {
   return (_mm_getcsr() & kFtzDaz) == kFtzDaz;
 }
 
+bool CpuSupportsBf16() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  // The ISA values are feature bit sets: avx512_core's bits are a subset of
+  // every newer ISA's.
+  return (isa & core) == core;
+}
+
 std::string OneDnnVersion() {
   const dnnl_version_t* v = dnnl_version();
   return absl::StrCat(v->major, ".", v->minor, ".", v->patch);

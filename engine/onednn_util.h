@@ -42,6 +42,10 @@ inline int64_t Elements(const dnnl::memory::desc& md) {
 /// FTZ/DAZ are in effect on the calling thread afterwards.
 bool ConfigureComputeThreads(int threads, bool flush_denormals);
 
+/// True if oneDNN can run bf16 inner products on this CPU (AVX-512 core;
+/// native bf16 instructions from avx512_core_bf16 on).
+bool CpuSupportsBf16();
+
 /// oneDNN's version, e.g. "2.6.3".
 std::string OneDnnVersion();
 

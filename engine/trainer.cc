@@ -90,10 +90,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
                              spec.training().seed());
   state->spec = WithDefaults(spec, state->data.train.rows);
   const v1::TrainingSpec& training = state->spec.training();
-  if (training.precision() == v1::TrainingSpec::BF16) {
-    return absl::UnimplementedError(
-        "training.precision BF16 is not available in this engine build; "
-        "use F32");
+  if (training.precision() == v1::TrainingSpec::BF16 && !CpuSupportsBf16()) {
+    return absl::FailedPreconditionError(
+        "training.precision BF16 needs a CPU with AVX-512 (avx512_core or "
+        "newer); this one has none: use F32");
   }
   state->threads = training.threads() > 0 ? static_cast<int>(training.threads())
                    : options.threads > 0  ? options.threads
@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
                               std::max(train.target_width, 0));
 
   v1::RunInfo& info = state->run_info;
-  info.set_precision(v1::TrainingSpec::F32);
+  info.set_precision(training.precision());
   info.set_threads(state->threads);
   info.set_parameters(CountParameters(state->spec.model(), train.features));
   info.set_train_samples(train.rows);
