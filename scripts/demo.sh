@@ -22,9 +22,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM  # run cleanup on Ctrl-C too
 
-# Port 0: the kernel picks a free port; the server writes it to the file.
+# Port 0: the kernel picks free ports; the server writes them to the files.
 "$root/build/server/gradwatch-server" --listen 127.0.0.1:0 \
-  --port_file "$workdir/port" >"$log" 2>&1 &
+  --port_file "$workdir/port" --metrics_listen 127.0.0.1:0 \
+  --metrics_port_file "$workdir/metrics_port" >"$log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 300); do
   [[ -s "$workdir/port" ]] && break
@@ -41,6 +42,9 @@ if [[ ! -s "$workdir/port" ]]; then
 fi
 server="127.0.0.1:$(cat "$workdir/port")"
 echo "demo: gradwatch-server (pid $server_pid) listening on $server; log in $log"
+if [[ -s "$workdir/metrics_port" ]]; then
+  echo "demo: Prometheus metrics at http://127.0.0.1:$(cat "$workdir/metrics_port")/metrics"
+fi
 
 gradwatch="$root/build/client/gradwatch"
 "$gradwatch" --server "$server" --output text health
