@@ -14,8 +14,10 @@ namespace {
 namespace v1 = ::gradwatch::v1;
 
 constexpr int kSchemaVersion = 1;
-// Queued and in-flight bytes beyond which AppendEvent waits for the writer.
-constexpr size_t kMaxPendingBytes = size_t{32} << 20;
+// Queued and in-flight bytes beyond which AppendEvent waits for the writer:
+// a few hundred milliseconds of writing at most, since PutJob, which the
+// server calls while answering SubmitJob, waits for everything queued.
+constexpr size_t kMaxPendingBytes = size_t{8} << 20;
 
 // Records and models are replaced in place (an upsert keeps a job's
 // ordinal, hence LoadAll's order); events are only ever appended.

@@ -215,6 +215,29 @@ TEST_F(SqliteJobStoreTest, SecondOpenOfTheSameFileFailsWhileTheFirstIsOpen) {
   EXPECT_TRUE(third.ok()) << third.status();
 }
 
+// More than the writer may have queued (8 MiB): appends wait for room
+// instead of growing the queue, and nothing is dropped.
+TEST_F(SqliteJobStoreTest, AFullQueueSlowsAppendsAndLosesNothing) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutJob(MakeJob("j-a", v1::RUNNING)).ok());
+  const std::string message(64 << 10, 'm');
+  constexpr uint64_t kEvents = 256;  // 16 MiB
+  for (uint64_t i = 0; i < kEvents; ++i) {
+    v1::JobEvent event = MakeEvent("j-a", i);
+    event.mutable_state_change()->set_message(message);
+    ASSERT_TRUE(store->AppendEvent(event).ok()) << i;
+  }
+  auto all = store->LoadAll();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ((*all)[0].events.size(), kEvents);
+  for (uint64_t i = 0; i < kEvents; ++i) {
+    EXPECT_EQ((*all)[0].events[i].sequence(), i);
+    EXPECT_EQ((*all)[0].events[i].state_change().message().size(),
+              message.size());
+  }
+}
+
 TEST_F(SqliteJobStoreTest, OpenFailsInAMissingDirectory) {
   auto store = SqliteJobStore::Open(dir_ + "/missing/gradwatch.db");
   EXPECT_FALSE(store.ok());
