@@ -39,6 +39,7 @@ struct Context {
   std::ostream& err;
   OutputFormat format;
   bool live;
+  int terminal_width;
 };
 
 int ReportError(const absl::Status& status, std::ostream& err) {
@@ -81,6 +82,7 @@ PrinterOptions PrinterOptionsFor(const Context& context) {
   options.format = context.format;
   options.live = context.live;
   options.quiet = context.line.quiet;
+  options.terminal_width = context.terminal_width;
   return options;
 }
 
@@ -354,12 +356,15 @@ int Help(const Context& context) {
 }  // namespace
 
 int RunCommand(const CommandLine& line, std::ostream& out, std::ostream& err,
-               bool out_is_terminal) {
+               bool out_is_terminal, int terminal_width) {
   const bool jsonl = line.output == OutputMode::kJsonl ||
                      (line.output == OutputMode::kAuto && !out_is_terminal);
-  const Context context{line, out, err,
+  const Context context{line,
+                        out,
+                        err,
                         jsonl ? OutputFormat::kJsonl : OutputFormat::kText,
-                        !jsonl && out_is_terminal};
+                        !jsonl && out_is_terminal,
+                        terminal_width};
   const std::string& command = line.command;
   if (command == "train") return Train(context);
   if (command == "submit") return Submit(context);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -248,8 +249,18 @@ void EventPrinter::EraseBlock() {
 void EventPrinter::DrawBlock() {
   if (!have_stats_) return;
   const std::string block = absl::StrCat(ProgressLine(), "\n", LayerTable());
-  out_ << block;
-  block_lines_ = static_cast<int>(std::count(block.begin(), block.end(), '\n'));
+  block_lines_ = 0;
+  for (absl::string_view line :
+       absl::StrSplit(block, '\n', absl::SkipEmpty())) {
+    // The block is ASCII: bytes are columns. The last column stays free,
+    // as some terminals wrap when it is written.
+    if (options_.terminal_width > 1 &&
+        line.size() >= static_cast<size_t>(options_.terminal_width)) {
+      line = line.substr(0, options_.terminal_width - 1);
+    }
+    out_ << line << '\n';
+    ++block_lines_;
+  }
 }
 
 std::string EventPrinter::ProgressLine() const {

@@ -27,6 +27,9 @@ struct PrinterOptions {
   bool live = false;
   /// Only the outcome: the summary (text) or the summary event (jsonl).
   bool quiet = false;
+  /// Live mode: lines of the redrawn block are cut to this many columns, so
+  /// that none wraps (a wrapped line would break the redraw); 0 = no limit.
+  int terminal_width = 0;
   /// Live mode redraws at most this often (the last step is always drawn).
   absl::Duration min_redraw_interval = absl::Milliseconds(100);
 };

@@ -1,5 +1,6 @@
 // gradwatch: the command-line client. Flag parsing and wiring only; the
 // commands live in client/commands.cc.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -23,6 +24,10 @@ int main(int argc, char** argv) {
               << "\nrun 'gradwatch --help' for usage\n";
     return client::kExitUsage;
   }
-  return client::RunCommand(*line, std::cout, std::cerr,
-                            isatty(STDOUT_FILENO) == 1);
+  const bool terminal = isatty(STDOUT_FILENO) == 1;
+  winsize size{};
+  const int width = terminal && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0
+                        ? size.ws_col
+                        : 0;
+  return client::RunCommand(*line, std::cout, std::cerr, terminal, width);
 }

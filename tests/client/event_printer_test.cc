@@ -1,5 +1,6 @@
 #include "client/event_printer.h"
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -138,6 +139,31 @@ TEST(EventPrinterTest, LiveTableShowsTheLayerFigures) {
   EXPECT_THAT(second, testing::StartsWith("\x1b[4A\r\x1b[J"));
   EXPECT_THAT(second, HasSubstr("step 20/100"));
   EXPECT_THAT(second, HasSubstr("10.0 steps/s  ETA 0:08"));
+}
+
+TEST(EventPrinterTest, LiveLinesAreCutToTheTerminalWidth) {
+  std::ostringstream out;
+  EventPrinter printer(out, {.format = OutputFormat::kText,
+                             .live = true,
+                             .terminal_width = 40,
+                             .min_redraw_interval = absl::ZeroDuration()});
+  printer.Print(Event(R"pb(job_id: "j-1"
+                           started { steps_total: 100 })pb"));
+  out.str("");
+  printer.Print(StatsEvent(10, 0));
+  // 4 lines, none wider than 39 columns, so that the redraw can count rows.
+  const std::string block = out.str();
+  EXPECT_EQ(std::count(block.begin(), block.end(), '\n'), 4);
+  size_t start = 0;
+  for (size_t end = block.find('\n'); end != std::string::npos;
+       start = end + 1, end = block.find('\n', start)) {
+    EXPECT_LE(end - start, 39u) << block.substr(start, end - start);
+  }
+  EXPECT_THAT(block,
+              testing::StartsWith("step 10/100 [##......................]"));
+  out.str("");
+  printer.Print(StatsEvent(20, 1));
+  EXPECT_THAT(out.str(), testing::StartsWith("\x1b[4A\r\x1b[J"));
 }
 
 TEST(EventPrinterTest, LiveAlertIsPrintedAboveTheTable) {
