@@ -90,10 +90,20 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     return memory::desc({batch, width}, dt::f32, tag::nc);
   };
   auto new_mem = [&](const memory::desc& md) { return memory(md, engine_); };
+  // The C++ API's execute() converts its argument map into a fresh vector
+  // on every call; the C arguments are built here once instead, so that a
+  // step allocates nothing. The memories stay alive in `keep`.
   auto add = [](std::vector<std::function<void()>>& ops, dnnl::primitive prim,
                 ArgMap args, dnnl::stream& stream) {
-    ops.push_back([prim = std::move(prim), args = std::move(args), &stream] {
-      prim.execute(stream, args);
+    std::vector<dnnl_exec_arg_t> c_args;
+    for (const auto& [arg, mem] : args) c_args.push_back({arg, mem.get()});
+    ops.push_back([prim = std::move(prim), keep = std::move(args),
+                   c_args = std::move(c_args), &stream] {
+      dnnl::error::wrap_c_api(
+          dnnl_primitive_execute(prim.get(), stream.get(),
+                                 static_cast<int>(c_args.size()),
+                                 c_args.data()),
+          "could not execute a primitive");
     });
   };
 
