@@ -13,6 +13,9 @@ packages=(
   # test helpers
   python3 python3-grpcio procps prometheus prometheus-alertmanager
 )
+# kubectl for the deploy/k8s test, unless one is installed already (another
+# package may own /usr/bin/kubectl).
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
