@@ -5,13 +5,11 @@
 # rejects broken manifests, so that a pass means something.
 #
 # Exits 77 (ctest: skipped) when kubectl or node/npm is missing, or when the
-# npm packages cannot be installed. The packages go to
-# $GRADWATCH_NPM_CACHE (default: $XDG_CACHE_HOME/gradwatch/k8s-validate,
-# i.e. ~/.cache/...), never into the repository.
+# npm packages cannot be installed (npm_cache.sh: they go to a cache outside
+# the repository).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-here="$root/tests/deploy/k8s-validate"
 skip() {
   echo "SKIPPED: $*"
   exit 77
@@ -24,21 +22,9 @@ trap 'rm -rf "$work"' EXIT
 kubectl kustomize "$root/deploy/k8s" >"$work/rendered.yaml"
 echo "kubectl kustomize deploy/k8s: $(grep -c '^kind:' "$work/rendered.yaml") objects"
 
-command -v node >/dev/null || skip "node not installed (Debian: nodejs)"
-command -v npm >/dev/null || skip "npm not installed (Debian: npm)"
-cache="${GRADWATCH_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gradwatch/k8s-validate}"
-mkdir -p "$cache"
-# Reinstall only when the pinned versions changed.
-if ! cmp -s "$here/package-lock.json" "$cache/package-lock.json" \
-  || [[ ! -d "$cache/node_modules" ]]; then
-  cp "$here/package.json" "$here/package-lock.json" "$cache/"
-  npm ci --prefix "$cache" --no-audit --no-fund --loglevel=error >"$work/npm.log" 2>&1 \
-    || { cat "$work/npm.log"; rm -f "$cache/package-lock.json"; skip "npm ci failed (offline?)"; }
-fi
-# ES modules resolve packages next to the importing file.
-cp "$here/validate.mjs" "$cache/validate.mjs"
+source "$root/tests/deploy/npm_cache.sh"
 
-node "$cache/validate.mjs" "$work/rendered.yaml" \
+node "$validators/validate.mjs" "$work/rendered.yaml" \
   --expect Deployment/gradwatch --expect Service/gradwatch \
   --expect PersistentVolumeClaim/gradwatch-data \
   --expect ServiceMonitor/gradwatch --expect PrometheusRule/gradwatch \
@@ -53,7 +39,7 @@ for bad in bad-schema bad-ref; do
     echo "FAILED: could not make $bad.yaml from the rendered manifests" >&2
     exit 1
   fi
-  if node "$cache/validate.mjs" "$work/$bad.yaml" >"$work/$bad.log" 2>&1; then
+  if node "$validators/validate.mjs" "$work/$bad.yaml" >"$work/$bad.log" 2>&1; then
     echo "FAILED: the validator accepted $bad.yaml" >&2
     exit 1
   fi
