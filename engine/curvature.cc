@@ -1,0 +1,297 @@
+#include "engine/curvature.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "engine/loss.h"
+#include "engine/onednn_util.h"
+#include "engine/random.h"
+#include "oneapi/dnnl/dnnl.hpp"
+
+namespace gradwatch::engine {
+namespace {
+
+using dnnl::memory;
+
+// w + step * v in f32, the one expression for setting a perturbed parameter
+// and for recomputing it, so that both give the same bits.
+inline float Perturbed(float w, float step, float v) { return w + step * v; }
+
+// Offsets of the padding in a layer's weights buffer: a plain all-ones
+// matrix reordered into the layer's layout is 1 exactly on real weights.
+std::vector<std::pair<int64_t, int64_t>> PaddingRanges(
+    const dnnl::engine& engine, const LayerParams& p, int64_t offset) {
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  if (p.weights_padding == 0) return ranges;
+  memory plain(
+      {{p.units, p.inputs}, memory::data_type::f32, memory::format_tag::io},
+      engine);
+  std::fill_n(Data(plain), static_cast<int64_t>(p.units) * p.inputs, 1.0f);
+  memory blocked(p.weights_md, engine);
+  const int64_t n = Elements(p.weights_md);
+  std::fill_n(Data(blocked), n, 0.0f);
+  dnnl::stream stream(engine);
+  dnnl::reorder(plain, blocked).execute(stream, plain, blocked);
+  stream.wait();
+  const float* ones = Data(blocked);
+  for (int64_t i = 0; i < n;) {
+    if (ones[i] != 0.0f) {
+      ++i;
+      continue;
+    }
+    const int64_t begin = i;
+    while (i < n && ones[i] == 0.0f) ++i;
+    ranges.emplace_back(offset + begin, offset + i);
+  }
+  return ranges;
+}
+
+// Activations whose derivative jumps at z = 0.
+bool HasKink(v1::Activation activation) {
+  return activation == v1::RELU || activation == v1::LEAKY_RELU ||
+         activation == v1::ELU || activation == v1::STEP;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CurvatureEstimator>> CurvatureEstimator::Create(
+    Model& model, double relative_step) {
+  if (!(relative_step > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "curvature: relative step must be > 0, got ", relative_step));
+  }
+  std::unique_ptr<CurvatureEstimator> c(new CurvatureEstimator());
+  c->model_ = &model;
+  c->relative_step_ = relative_step;
+  c->tensors_ = model.ParamTensors();
+  for (const ParamTensor& t : c->tensors_) c->size_ += t.size;
+  absl::Status status = CatchDnnlErrors("preparing the curvature", [&] {
+    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    // Flat offsets follow Model::ParamTensors' order: weights, bias, then
+    // the batch-norm scale and shift of each layer.
+    int64_t offset = 0;
+    for (const LayerParams& p : model.params()) {
+      for (const auto& range : PaddingRanges(engine, p, offset)) {
+        c->padding_.push_back(range);
+      }
+      offset += Elements(p.weights_md) + p.units * (p.has_bn ? 3 : 1);
+    }
+    c->weights_.resize(c->size_);
+    c->grads_.resize(c->size_);
+    c->v_.resize(c->size_);
+    c->g_plus_.resize(c->size_);
+
+    const Net& net = model.train_net();
+    for (int l = 0; l < net.num_layers(); ++l) {
+      const LayerActivations& la = net.layer(l);
+      for (const memory* mem :
+           {&la.fc_dst, &la.z, &la.act, &la.out, &la.bn_mean, &la.bn_var,
+            &la.diff_out, &la.diff_act, &la.diff_z, &la.diff_fc_dst}) {
+        if (!*mem) continue;
+        float* data = Data(*mem);
+        // Several names may share one buffer (net.h); save it once.
+        const bool seen =
+            std::any_of(c->activations_.begin(), c->activations_.end(),
+                        [&](const Snapshot& s) { return s.data == data; });
+        if (seen) continue;
+        c->activations_.push_back(
+            {data, std::vector<float>(Elements(mem->get_desc()))});
+      }
+    }
+    for (int l = 0; l < net.num_layers(); ++l) {
+      if (!HasKink(model.params()[l].spec.activation())) continue;
+      float* z = Data(net.layer(l).z);
+      for (const Snapshot& s : c->activations_) {
+        if (s.data != z) continue;
+        c->kinks_.push_back(
+            {z, s.copy.data(), static_cast<int64_t>(s.copy.size())});
+      }
+    }
+  });
+  if (!status.ok()) return status;
+  return c;
+}
+
+void CurvatureEstimator::Save() {
+  int64_t offset = 0;
+  for (const ParamTensor& t : tensors_) {
+    std::memcpy(weights_.data() + offset, t.value, t.size * sizeof(float));
+    std::memcpy(grads_.data() + offset, t.grad, t.size * sizeof(float));
+    offset += t.size;
+  }
+  for (Snapshot& s : activations_) {
+    std::memcpy(s.copy.data(), s.data, s.copy.size() * sizeof(float));
+  }
+}
+
+void CurvatureEstimator::Restore() {
+  int64_t offset = 0;
+  for (const ParamTensor& t : tensors_) {
+    std::memcpy(t.value, weights_.data() + offset, t.size * sizeof(float));
+    // The optimizer only reads gradients; the net writes them.
+    std::memcpy(const_cast<float*>(t.grad), grads_.data() + offset,
+                t.size * sizeof(float));
+    offset += t.size;
+  }
+  for (const Snapshot& s : activations_) {
+    std::memcpy(s.data, s.copy.data(), s.copy.size() * sizeof(float));
+  }
+}
+
+void CurvatureEstimator::SetWeights(float step) {
+  const float* w = weights_.data();
+  const float* v = v_.data();
+  int64_t offset = 0;
+  for (const ParamTensor& t : tensors_) {
+    float* value = t.value;
+    for (int64_t i = 0; i < t.size; ++i) {
+      value[i] = Perturbed(w[offset + i], step, v[offset + i]);
+    }
+    offset += t.size;
+  }
+}
+
+void CurvatureEstimator::FillRandomDirection(uint64_t seed) {
+  // Uniform entries suffice for power iteration (any start with a
+  // component along the top eigenvector) and cost far less than normals.
+  Rng rng(seed);
+  for (float& x : v_) x = static_cast<float>(rng.Uniform(-1.0, 1.0));
+  ZeroPadding(v_);
+  double sq = 0;
+  for (float x : v_) sq += static_cast<double>(x) * x;
+  const float scale = static_cast<float>(1.0 / std::sqrt(sq));
+  for (float& x : v_) x *= scale;
+}
+
+void CurvatureEstimator::ZeroPadding(std::vector<float>& x) const {
+  for (const auto& [begin, end] : padding_) {
+    std::fill(x.begin() + begin, x.begin() + end, 0.0f);
+  }
+}
+
+bool CurvatureEstimator::LossAndBackward(Model& model, v1::Loss loss,
+                                         const int32_t* labels,
+                                         const float* targets) {
+  Net& net = model.train_net();
+  const LossResult r =
+      ComputeLoss(loss, net.output(), net.batch(), model.output_units(), labels,
+                  targets, net.diff_output());
+  net.Backward();
+  return std::isfinite(r.loss);
+}
+
+bool CurvatureEstimator::CrossesKink() const {
+  for (const KinkLayer& k : kinks_) {
+    bool crossed = false;
+    for (int64_t i = 0; i < k.size; ++i) {
+      // A pre-activation exactly at the kink cannot be kept on one side.
+      crossed |=
+          ((k.z[i] > 0.0f) != (k.z_saved[i] > 0.0f)) & (k.z_saved[i] != 0.0f);
+    }
+    if (crossed) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<double> CurvatureEstimator::LargestEigenvalue(
+    Model& model, v1::Loss loss, const int32_t* labels, const float* targets,
+    int iterations, uint64_t seed) {
+  if (&model != model_) {
+    return absl::InvalidArgumentError(
+        "curvature: the model is not the one the estimator was created for");
+  }
+  if (iterations < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "curvature: iterations must be at least 1, got ", iterations));
+  }
+  if (loss == v1::MSE ? targets == nullptr : labels == nullptr) {
+    return absl::InvalidArgumentError(
+        "curvature: the batch's labels (or targets for MSE) are missing");
+  }
+  Save();
+  double w_sq = 0;
+  for (float w : weights_) w_sq += static_cast<double>(w) * w;
+  float step =
+      static_cast<float>(relative_step_ * std::max(1.0, std::sqrt(w_sq)));
+  halvings_ = 0;
+  FillRandomDirection(seed);
+
+  Net& net = model.train_net();
+  double eigenvalue = 0;
+  absl::Status failure;
+  const absl::Status status = CatchDnnlErrors("estimating curvature", [&] {
+    for (int k = 0; k < iterations; ++k) {
+      // Both gradients must come from the smooth piece of the loss the
+      // parameters are on: a ReLU unit that changes side for one sample
+      // adds a jump of the gradient divided by 2h, which swamps H v.
+      bool finite = true;
+      for (;;) {
+        SetWeights(step);
+        net.Forward();
+        if (halvings_ < kMaxHalvings && CrossesKink()) {
+          step *= 0.5f;
+          ++halvings_;
+          continue;
+        }
+        finite = LossAndBackward(model, loss, labels, targets);
+        int64_t offset = 0;
+        for (const ParamTensor& t : tensors_) {
+          std::memcpy(g_plus_.data() + offset, t.grad, t.size * sizeof(float));
+          offset += t.size;
+        }
+        SetWeights(-step);
+        net.Forward();
+        if (halvings_ < kMaxHalvings && CrossesKink()) {
+          step *= 0.5f;
+          ++halvings_;
+          continue;
+        }
+        finite = LossAndBackward(model, loss, labels, targets) && finite;
+        break;
+      }
+
+      // d = w+ - w- as stored: exact in double, as is each product.
+      double d_dot_dg = 0, d_sq = 0, dg_sq = 0;
+      int64_t offset = 0;
+      const float* w = weights_.data();
+      const float* v = v_.data();
+      float* dg = g_plus_.data();
+      for (const ParamTensor& t : tensors_) {
+        const float* g_minus = t.grad;
+        const float* w_minus = t.value;
+        for (int64_t i = 0, j = offset; i < t.size; ++i, ++j) {
+          const double d = static_cast<double>(Perturbed(w[j], step, v[j])) -
+                           static_cast<double>(w_minus[i]);
+          const float diff = dg[j] - g_minus[i];
+          dg[j] = diff;
+          d_dot_dg += d * diff;
+          d_sq += d * d;
+          dg_sq += static_cast<double>(diff) * diff;
+        }
+        offset += t.size;
+      }
+      if (!finite || !std::isfinite(d_dot_dg) || !std::isfinite(dg_sq)) {
+        failure = absl::FailedPreconditionError(absl::StrCat(
+            "curvature: non-finite loss or gradient at power iteration ",
+            k + 1));
+        return;
+      }
+      if (d_sq == 0 || dg_sq == 0) {  // H v = 0: no curvature along v
+        eigenvalue = 0;
+        return;
+      }
+      eigenvalue = d_dot_dg / d_sq;
+      const float scale = static_cast<float>(1.0 / std::sqrt(dg_sq));
+      for (int64_t j = 0; j < size_; ++j) v_[j] = dg[j] * scale;
+      ZeroPadding(v_);
+    }
+  });
+  Restore();
+  if (!status.ok()) return status;
+  if (!failure.ok()) return failure;
+  return eigenvalue;
+}
+
+}  // namespace gradwatch::engine
