@@ -28,10 +28,10 @@ constexpr Subcommand kSubcommands[] = {
     {"train", "SPEC.json", 1, 1,
      "submit a job and stream its events until it ends",
      "Submits the spec with the Train RPC and prints the job's events as they\n"
-     "arrive; the command ends with the job. Interrupting it (Ctrl-C) closes\n"
-     "the call, which cancels the job. With --local the job runs in this\n"
-     "process (no server), printing the same stream with job id \"local\";\n"
-     "Ctrl-C then cancels the run at the next step."},
+     "arrive; the command ends with the job. Ctrl-C cancels the job and\n"
+     "still prints its summary (exit code 4); a second Ctrl-C quits at once.\n"
+     "With --local the job runs in this process (no server), printing the\n"
+     "same stream with job id \"local\"."},
     {"submit", "SPEC.json", 1, 1, "queue a job and print its id",
      "Sends the spec with SubmitJob and prints the new job's id (text) or the\n"
      "Job (jsonl) at once; follow it with `gradwatch watch JOB`."},

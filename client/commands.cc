@@ -1,8 +1,6 @@
 #include "client/commands.h"
 
-#include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -16,10 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/client.h"
 #include "client/event_printer.h"
 #include "client/export.h"
+#include "client/interrupt.h"
 #include "client/local_run.h"
 #include "client/plot.h"
 #include "client/rows_csv.h"
@@ -86,24 +86,16 @@ PrinterOptions PrinterOptionsFor(const Context& context) {
   return options;
 }
 
-// A SIGINT during a local run cancels it at the next step, so that the run
-// still ends with its summary.
-std::atomic<engine::CancellationToken*> g_local_cancel{nullptr};
-
-extern "C" void CancelLocalRun(int /*signal*/) {
-  engine::CancellationToken* token = g_local_cancel.load();
-  if (token != nullptr) token->Cancel();
-}
-
 int TrainLocal(const Context& context, const v1::JobSpec& spec) {
   EventPrinter printer(context.out, PrinterOptionsFor(context));
   engine::CancellationToken cancel;
-  g_local_cancel.store(&cancel);
-  auto previous = std::signal(SIGINT, CancelLocalRun);
-  absl::StatusOr<v1::Summary> summary = RunLocalJob(
-      spec, [&](const v1::JobEvent& event) { printer.Print(event); }, cancel);
-  std::signal(SIGINT, previous);
-  g_local_cancel.store(nullptr);
+  absl::StatusOr<v1::Summary> summary;
+  {
+    // Ctrl-C stops the run at the next step; it still ends with its summary.
+    InterruptWatcher interrupt([&cancel] { cancel.Cancel(); });
+    summary = RunLocalJob(
+        spec, [&](const v1::JobEvent& event) { printer.Print(event); }, cancel);
+  }
   printer.Finish();
   return StreamOutcome(summary.status(), printer, context.err);
 }
@@ -115,10 +107,38 @@ int Train(const Context& context) {
   absl::StatusOr<std::unique_ptr<Client>> client = ConnectTo(context.line);
   if (!client.ok()) return ReportError(client.status(), context.err);
   EventPrinter printer(context.out, PrinterOptionsFor(context));
-  absl::Status status = (*client)->Train(*spec, [&](const v1::JobEvent& event) {
-    printer.Print(event);
-    return true;
-  });
+  // Ctrl-C cancels the job with CancelJob and keeps reading, so that the
+  // stream still ends with the job's summary (a second Ctrl-C quits at once,
+  // which closes the call: that cancels the job too).
+  Client* connection = client->get();
+  absl::Mutex mu;
+  std::string job_id;
+  bool interrupted = false;
+  absl::Status status;
+  {
+    InterruptWatcher interrupt([&] {
+      std::string id;
+      {
+        absl::MutexLock lock(&mu);
+        interrupted = true;
+        id = job_id;
+      }
+      if (!id.empty()) connection->CancelJob(id).IgnoreError();
+    });
+    status = connection->Train(*spec, [&](const v1::JobEvent& event) {
+      printer.Print(event);
+      bool cancel_now = false;
+      {
+        absl::MutexLock lock(&mu);
+        if (job_id.empty() && !event.job_id().empty()) {
+          job_id = event.job_id();
+          cancel_now = interrupted;  // Ctrl-C came before the first event
+        }
+      }
+      if (cancel_now) connection->CancelJob(event.job_id()).IgnoreError();
+      return true;
+    });
+  }
   printer.Finish();
   return StreamOutcome(status, printer, context.err);
 }

@@ -1,8 +1,11 @@
 // The real `gradwatch` binary against a real gradwatch-server: exit codes,
 // messages and the event stream as a user or a script sees them.
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -312,6 +315,68 @@ TEST(CliTest, CancelledJobExitsFour) {
                               "--output", "text", "watch", job});
   EXPECT_EQ(watched.exit_code, 4) << watched.out << watched.err;
   EXPECT_THAT(watched.out, HasSubstr(" CANCELLED after "));
+}
+
+// Starts gradwatch with stdout to `out_path`, SIGINT at its default.
+pid_t SpawnGradwatch(const std::vector<std::string>& args,
+                     const std::string& out_path) {
+  const char* build_dir = std::getenv("GRADWATCH_BUILD_DIR");
+  const std::string binary =
+      absl::StrCat(build_dir ? build_dir : ".", "/client/gradwatch");
+  std::vector<std::string> all = {binary};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : all) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  posix_spawn_file_actions_addopen(&files, STDOUT_FILENO, out_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, binary.c_str(), &files, &attributes,
+                                argv.data(), environ);
+  posix_spawn_file_actions_destroy(&files);
+  posix_spawnattr_destroy(&attributes);
+  EXPECT_EQ(error, 0);
+  return error == 0 ? pid : -1;
+}
+
+TEST(CliTest, CtrlCCancelsTheJobAndStillPrintsItsSummary) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  const std::string out_path = testing::TempDir() + "/cli_test_interrupted";
+  for (const bool local : {false, true}) {
+    std::vector<std::string> args = {"--server", server->address(), "train",
+                                     WriteTemp("long.json", kLongSpec)};
+    if (local) args.push_back("--local");
+    const pid_t pid = SpawnGradwatch(args, out_path);
+    ASSERT_GT(pid, 0);
+    // Interrupt once training has visibly started (bounded wait).
+    for (int i = 0;
+         i < 6000 && ReadAll(out_path).find("\"stats\"") == std::string::npos;
+         ++i) {
+      usleep(10000);
+    }
+    ASSERT_NE(ReadAll(out_path).find("\"stats\""), std::string::npos);
+    kill(pid, SIGINT);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 4) << "local " << local;
+    Result result;
+    result.out = ReadAll(out_path);
+    const std::vector<v1::JobEvent> events = ParseEvents(result);
+    ASSERT_GE(events.size(), 2u);
+    EXPECT_EQ(events[events.size() - 2].summary().state(), v1::CANCELLED);
+    EXPECT_EQ(events.back().state_change().state(), v1::CANCELLED);
+  }
 }
 
 TEST(CliTest, LocalTrainingPrintsTheSameStream) {
