@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/batcher.h"
+#include "engine/curvature.h"
 #include "engine/dataset.h"
 #include "engine/health_monitor.h"
 #include "engine/loss.h"
@@ -37,6 +38,7 @@ struct Trainer::State {
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<StatsCollector> collector;
   std::unique_ptr<HealthMonitor> monitor;
+  std::unique_ptr<CurvatureEstimator> curvature;  // when scheduled
   uint64_t steps_done ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -111,6 +113,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
         state->spec.optimizer(), state->model->ParamTensors());
     state->collector = std::make_unique<StatsCollector>(
         state->spec.monitoring(), *state->model);
+    if (state->spec.monitoring().curvature_every() > 0) {
+      auto curvature = CurvatureEstimator::Create(*state->model);
+      if (!curvature.ok()) return curvature.status();
+      state->curvature = *std::move(curvature);
+    }
   }
   state->monitor = std::make_unique<HealthMonitor>(
       state->spec, train.features, ChanceLevelLoss(state->spec.loss(), train));
@@ -201,8 +208,9 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       net.Backward();
       // On collected steps the statistics' one sweep over each gradient
       // also gives the norm that clipping needs.
-      const bool periodic =
-          step == 1 || step == total_steps || every(monitoring.stats_every());
+      const bool curvature_step = every(monitoring.curvature_every());
+      const bool periodic = step == 1 || step == total_steps ||
+                            every(monitoring.stats_every()) || curvature_step;
       double grad_norm = periodic ? s.collector->CollectGradients(model, stats)
                                   : GlobalGradNorm(s.optimizer->tensors());
       const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);
@@ -215,6 +223,22 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
                                    ? static_cast<float>(clip / grad_norm)
                                    : 1.0f;
       const double lr = LearningRateAt(spec.optimizer(), step, total_steps);
+      stats->clear_hessian_max_eigenvalue();
+      if (curvature_step && finite) {
+        // The estimate perturbs the weights (and restores them bit for
+        // bit): hold the lock that GetModel and Predict take.
+        absl::MutexLock lock(&s.mu);
+        absl::StatusOr<double> top = s.curvature->LargestEigenvalue(
+            model, spec.loss(), regression ? nullptr : s.batch_labels.data(),
+            regression ? s.batch_targets.data() : nullptr,
+            static_cast<int>(monitoring.curvature_iterations()),
+            spec.training().seed() ^ step);
+        if (!top.ok()) {
+          failure = top.status();
+          return;
+        }
+        stats->set_hessian_max_eigenvalue(*top);
+      }
       {
         absl::MutexLock lock(&s.mu);
         if (finite) {

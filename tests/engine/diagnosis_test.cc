@@ -47,22 +47,25 @@ constexpr char kSpirals[] = R"pb(
   }
   loss: CROSS_ENTROPY
   training { steps: 800 batch_size: 64 seed: 1 }
+)pb";
+constexpr char kMonitoring[] = R"pb(
   monitoring { stats_every: 10 dataset_sweep_every: 200 }
 )pb";
 
 TEST(DiagnosisTest, DeadFirstLayerIsStalledDeadUnits) {
   const RunResult run = Train(std::string(kSpirals) + R"pb(
-    model {
-      layers {
-        units: 64
-        activation: RELU
-        init { scheme: HE_NORMAL bias: -10 }
-      }
-      layers { units: 64 activation: RELU }
-      layers { units: 3 }
-    }
-    optimizer { kind: SGD learning_rate: 0.1 }
-  )pb");
+                                model {
+                                  layers {
+                                    units: 64
+                                    activation: RELU
+                                    init { scheme: HE_NORMAL bias: -10 }
+                                  }
+                                  layers { units: 64 activation: RELU }
+                                  layers { units: 3 }
+                                }
+                                optimizer { kind: SGD learning_rate: 0.1 }
+                              )pb" +
+                              kMonitoring);
   EXPECT_EQ(run.summary.state(), v1::SUCCEEDED);
   EXPECT_EQ(run.summary.diagnosis(), v1::STALLED_DEAD_UNITS)
       << run.summary.diagnosis_reason();
@@ -89,13 +92,14 @@ TEST(DiagnosisTest, DeadFirstLayerIsStalledDeadUnits) {
 
 TEST(DiagnosisTest, HealthySpiralsConverge) {
   const RunResult run = Train(std::string(kSpirals) + R"pb(
-    model {
-      layers { units: 64 activation: RELU }
-      layers { units: 64 activation: RELU }
-      layers { units: 3 }
-    }
-    optimizer { kind: ADAM learning_rate: 0.01 }
-  )pb");
+                                model {
+                                  layers { units: 64 activation: RELU }
+                                  layers { units: 64 activation: RELU }
+                                  layers { units: 3 }
+                                }
+                                optimizer { kind: ADAM learning_rate: 0.01 }
+                              )pb" +
+                              kMonitoring);
   EXPECT_EQ(run.summary.state(), v1::SUCCEEDED);
   EXPECT_TRUE(run.summary.diagnosis() == v1::CONVERGED ||
               run.summary.diagnosis() == v1::LEARNING)
@@ -168,6 +172,60 @@ TEST(DiagnosisTest, DeepSigmoidStackInItsTailsStalls) {
   EXPECT_EQ(last.layers(0).saturated_ratio(), 1.0);
   EXPECT_EQ(last.layers(0).dead_ratio(), 0.0);  // tiny, not zero, f'
   EXPECT_EQ(last.layers(1).dead_ratio(), 1.0);  // f' rounded to zero
+}
+
+}  // namespace
+}  // namespace gradwatch::engine
+
+namespace gradwatch::engine {
+namespace {
+
+// The largest Hessian eigenvalue on its schedule. With the first layer dead
+// (and the second fed only zeros) the loss is flat in every weight; only
+// the output bias curves it: softmax at chance level, whose Hessian
+// diag(p) - p p^T has top eigenvalue 1/3 for three equally likely classes.
+// The trained net sits in a minimum several times sharper.
+TEST(DiagnosisTest, CurvatureTellsFlatStuckRegionFromMinimum) {
+  auto top_eigenvalues = [](const std::string& model_and_optimizer) {
+    const RunResult run = Train(std::string(kSpirals) + model_and_optimizer);
+    std::vector<double> values;
+    for (const v1::StepStats& s : run.stats) {
+      EXPECT_EQ(s.has_hessian_max_eigenvalue(), s.step() % 200 == 0)
+          << "step " << s.step();
+      if (s.has_hessian_max_eigenvalue()) {
+        values.push_back(s.hessian_max_eigenvalue());
+      }
+    }
+    return values;
+  };
+  const std::vector<double> dead = top_eigenvalues(R"pb(
+    model {
+      layers {
+        units: 64
+        activation: RELU
+        init { scheme: HE_NORMAL bias: -10 }
+      }
+      layers { units: 64 activation: RELU }
+      layers { units: 3 }
+    }
+    optimizer { kind: SGD learning_rate: 0.1 }
+    monitoring { stats_every: 10 curvature_every: 200 }
+  )pb");
+  const std::vector<double> trained = top_eigenvalues(R"pb(
+    model {
+      layers { units: 64 activation: RELU }
+      layers { units: 64 activation: RELU }
+      layers { units: 3 }
+    }
+    optimizer { kind: ADAM learning_rate: 0.01 }
+    monitoring { stats_every: 10 curvature_every: 200 }
+  )pb");
+  ASSERT_EQ(dead.size(), 4u);
+  ASSERT_EQ(trained.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NEAR(dead[i], 1.0 / 3.0, 0.01);
+    EXPECT_GT(trained[i], 5 * dead[i]);
+  }
 }
 
 }  // namespace
