@@ -14,7 +14,8 @@ const std::vector<BenchConfig>& BenchConfigs() {
 
 v1::JobSpec MakeBenchSpec(const BenchConfig& config, int steps, int threads,
                           bool full_stats,
-                          v1::TrainingSpec::Precision precision) {
+                          v1::TrainingSpec::Precision precision,
+                          int curvature_every) {
   v1::JobSpec spec;
   spec.set_name("bench-" + config.name);
   v1::SyntheticData* data = spec.mutable_data()->mutable_synthetic();
@@ -41,6 +42,7 @@ v1::JobSpec MakeBenchSpec(const BenchConfig& config, int steps, int threads,
   training->set_threads(threads);
   training->set_precision(precision);
   spec.mutable_monitoring()->set_stats_every(full_stats ? 1 : 1000000);
+  spec.mutable_monitoring()->set_curvature_every(curvature_every);
   return spec;
 }
 

@@ -16,7 +16,8 @@ meaningless:
 
 "--stats" adds the "full statistics every step" variant on both sides
 (PyTorch gathering the same figures with hooks and .item(), as a user
-would).
+would) and the cost of one Hessian estimate; "--bf16" adds BF16 (PyTorch's
+CPU autocast to bfloat16).
 """
 
 import argparse
@@ -144,7 +145,11 @@ def run_gradwatch(bench, repetitions, names):
     for b in json.loads(out)["benchmarks"]:
         if b.get("aggregate_name") != "median":
             continue
-        medians[b["run_name"]] = b
+        # "BM_TrainStep/tiny/f32/nostats/min_time:1.000/real_time" ->
+        # "BM_TrainStep/tiny/f32/nostats"
+        name = "/".join(part for part in b["run_name"].split("/")
+                        if not part.startswith(("min_time:", "real_time")))
+        medians[name] = b
     return medians
 
 
@@ -155,31 +160,53 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--stats", action="store_true",
-                        help="also time full statistics every step")
+                        help="also time full statistics every step and the "
+                        "Hessian estimate")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time BF16 (PyTorch: autocast to bfloat16)")
     args = parser.parse_args()
     names = args.configs.split(",")
 
     gw = run_gradwatch(args.bench, args.repetitions, names)
     peak = gw["BM_MatmulPeak/f32"]["GFLOPs"]
+    peak_bf16 = gw["BM_MatmulPeak/bf16"]["GFLOPs"]
     print(f"# torch {torch.__version__}, {args.threads} threads, "
-          f"medians of {args.repetitions} runs; oneDNN f32 matmul peak "
-          f"{peak:.0f} GFLOP/s, bf16 {gw['BM_MatmulPeak/bf16']['GFLOPs']:.0f}")
-    variants = [("nostats", False)] + ([("stats", True)] if args.stats else [])
+          f"medians of {args.repetitions} runs; oneDNN matmul peak "
+          f"f32 {peak:.0f} GFLOP/s, bf16 {peak_bf16:.0f} GFLOP/s")
+    variants = [("f32/nostats", False, "f32")]
+    if args.stats:
+        variants.append(("f32/stats", True, "f32"))
+    if args.bf16:
+        variants.append(("bf16/nostats", False, "bf16"))
     print("| config | variant | gradwatch ms/step | PyTorch ms/step | "
           "speed-up | gradwatch GFLOP/s | % of matmul peak |")
     print("|---|---|---:|---:|---:|---:|---:|")
+    step_ms = {}
     for name in names:
         widths, batch = CONFIGS[name]
-        for variant, with_stats in variants:
-            g = gw[f"BM_TrainStep/{name}/f32/{variant}"]
-            g_ms = g["step_us"] / 1e3
+        for variant, with_stats, dtype in variants:
+            g_ms = gw[f"BM_TrainStep/{name}/{variant}"]["step_us"] / 1e3
             t_ms = time_torch(widths, batch, args.threads, args.repetitions,
-                              with_stats, "f32") * 1e3
+                              with_stats, dtype) * 1e3
+            step_ms[(name, variant)] = (g_ms, t_ms)
             gflops = flops_per_step(widths, batch) / (g_ms * 1e-3) * 1e-9
+            ref_peak = peak_bf16 if dtype == "bf16" else peak
             print(f"| {name} | {variant} | {g_ms:.3f} | {t_ms:.3f} | "
                   f"{t_ms / g_ms:.2f}x | {gflops:.0f} | "
-                  f"{100 * gflops / peak:.0f}% |")
+                  f"{100 * gflops / ref_peak:.0f}% |")
             sys.stdout.flush()
+    if not args.stats:
+        return
+    print()
+    print("| config | statistics every step: gradwatch | PyTorch hooks + "
+          ".item() | one Hessian estimate (20 iterations), ms |")
+    print("|---|---:|---:|---:|")
+    for name in names:
+        g0, t0 = step_ms[(name, "f32/nostats")]
+        g1, t1 = step_ms[(name, "f32/stats")]
+        curv = gw[f"BM_TrainStep/{name}/f32/curvature10"]["step_us"] / 1e3
+        print(f"| {name} | +{100 * (g1 / g0 - 1):.1f}% | "
+              f"+{100 * (t1 / t0 - 1):.0f}% | {10 * (curv - g1):.2f} |")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,30 @@ int StepsPerRun(const BenchConfig& config) {
   return config.batch * config.widths[1] > 100000 ? 20 : 200;
 }
 
+// One benchmarked variant of a configuration.
+struct Variant {
+  const char* name;  // the last part of the benchmark's name
+  v1::TrainingSpec::Precision precision;
+  bool full_stats;
+  int curvature_every;
+};
+
+// nostats: statistics only on the first and last step; stats: every step;
+// curvature10: every step, plus a Hessian estimate every 10 steps (its cost
+// per estimate is 10 x the difference to "stats").
+constexpr Variant kVariants[] = {
+    {"f32/nostats", v1::TrainingSpec::F32, false, 0},
+    {"f32/stats", v1::TrainingSpec::F32, true, 0},
+    {"f32/curvature10", v1::TrainingSpec::F32, true, 10},
+    {"bf16/nostats", v1::TrainingSpec::BF16, false, 0},
+};
+
 void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
-                  bool full_stats, v1::TrainingSpec::Precision precision) {
+                  const Variant& variant) {
   const int steps = StepsPerRun(config);
   const v1::JobSpec spec =
-      MakeBenchSpec(config, steps, kThreads, full_stats, precision);
+      MakeBenchSpec(config, steps, kThreads, variant.full_stats,
+                    variant.precision, variant.curvature_every);
   if (absl::Status valid = engine::ValidateJobSpec(spec); !valid.ok()) {
     state.SkipWithError(std::string(valid.message()).c_str());
     return;
@@ -50,11 +69,10 @@ void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
 
 int Register() {
   for (const BenchConfig& config : BenchConfigs()) {
-    for (bool full_stats : {false, true}) {
-      const std::string name = "BM_TrainStep/" + config.name + "/f32" +
-                               (full_stats ? "/stats" : "/nostats");
-      benchmark::RegisterBenchmark(name.c_str(), BM_TrainStep, config,
-                                   full_stats, v1::TrainingSpec::F32)
+    for (const Variant& variant : kVariants) {
+      const std::string name =
+          "BM_TrainStep/" + config.name + "/" + variant.name;
+      benchmark::RegisterBenchmark(name.c_str(), BM_TrainStep, config, variant)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
           ->MinTime(1.0);
