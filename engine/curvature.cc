@@ -48,7 +48,42 @@ std::vector<std::pair<int64_t, int64_t>> PaddingRanges(
   return ranges;
 }
 
-// Activations whose derivative jumps at z = 0.
+// Sums over one tensor of the finite difference, which replaces g_plus by
+// dg = g_plus - g_minus: d.dg, d.d and dg.dg with d = w+ - w- as stored
+// (exact in double, as is each product).
+struct DifferenceSums {
+  double d_dot_dg = 0, d_sq = 0, dg_sq = 0;
+};
+
+void AddDifference(const float* w, const float* v, float step,
+                   const float* w_minus, const float* g_minus, float* g_plus,
+                   int64_t n, DifferenceSums& sums) {
+  double d_dot_dg = 0, d_sq = 0, dg_sq = 0;
+#pragma omp simd reduction(+ : d_dot_dg, d_sq, dg_sq)
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(Perturbed(w[i], step, v[i])) -
+                     static_cast<double>(w_minus[i]);
+    const float dg = g_plus[i] - g_minus[i];
+    g_plus[i] = dg;
+    d_dot_dg += d * dg;
+    d_sq += d * d;
+    dg_sq += static_cast<double>(dg) * dg;
+  }
+  sums.d_dot_dg += d_dot_dg;
+  sums.d_sq += d_sq;
+  sums.dg_sq += dg_sq;
+}
+
+double SumSquares(const std::vector<float>& x) {
+  double sum = 0;
+  const float* p = x.data();
+  const int64_t n = static_cast<int64_t>(x.size());
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(p[i]) * p[i];
+  return sum;
+}
+
+// Activations whose derivative (STEP: value) jumps at z = 0.
 bool HasKink(v1::Activation activation) {
   return activation == v1::RELU || activation == v1::LEAKY_RELU ||
          activation == v1::ELU || activation == v1::STEP;
@@ -101,12 +136,14 @@ absl::StatusOr<std::unique_ptr<CurvatureEstimator>> CurvatureEstimator::Create(
       }
     }
     for (int l = 0; l < net.num_layers(); ++l) {
-      if (!HasKink(model.params()[l].spec.activation())) continue;
+      const v1::Activation activation = model.params()[l].spec.activation();
+      if (!HasKink(activation)) continue;
       float* z = Data(net.layer(l).z);
       for (const Snapshot& s : c->activations_) {
         if (s.data != z) continue;
-        c->kinks_.push_back(
-            {z, s.copy.data(), static_cast<int64_t>(s.copy.size())});
+        c->kinks_.push_back({z, s.copy.data(),
+                             static_cast<int64_t>(s.copy.size()),
+                             activation == v1::STEP});
       }
     }
   });
@@ -159,9 +196,7 @@ void CurvatureEstimator::FillRandomDirection(uint64_t seed) {
   Rng rng(seed);
   for (float& x : v_) x = static_cast<float>(rng.Uniform(-1.0, 1.0));
   ZeroPadding(v_);
-  double sq = 0;
-  for (float x : v_) sq += static_cast<double>(x) * x;
-  const float scale = static_cast<float>(1.0 / std::sqrt(sq));
+  const float scale = static_cast<float>(1.0 / std::sqrt(SumSquares(v_)));
   for (float& x : v_) x *= scale;
 }
 
@@ -182,17 +217,64 @@ bool CurvatureEstimator::LossAndBackward(Model& model, v1::Loss loss,
   return std::isfinite(r.loss);
 }
 
-bool CurvatureEstimator::CrossesKink() const {
+bool CurvatureEstimator::StepCrossed() const {
   for (const KinkLayer& k : kinks_) {
-    bool crossed = false;
+    if (!k.step) continue;
+    int crossed = 0;
+#pragma omp simd reduction(| : crossed)
     for (int64_t i = 0; i < k.size; ++i) {
-      // A pre-activation exactly at the kink cannot be kept on one side.
-      crossed |=
-          ((k.z[i] > 0.0f) != (k.z_saved[i] > 0.0f)) & (k.z_saved[i] != 0.0f);
+      crossed |= (k.z[i] > 0.0f) != (k.z_saved[i] > 0.0f);
     }
-    if (crossed) return true;
+    if (crossed != 0) return true;
   }
   return false;
+}
+
+int64_t CurvatureEstimator::PinKinks() {
+  int64_t pinned = 0;
+  for (const KinkLayer& k : kinks_) {
+    if (k.step) continue;
+    float* z = k.z;
+    const float* z_saved = k.z_saved;
+#pragma omp simd reduction(+ : pinned)
+    for (int64_t i = 0; i < k.size; ++i) {
+      const bool crossed = (z[i] > 0.0f) != (z_saved[i] > 0.0f);
+      z[i] = crossed ? z_saved[i] : z[i];
+      pinned += crossed;
+    }
+  }
+  return pinned;
+}
+
+bool CurvatureEstimator::GradientPair(Model& model, v1::Loss loss,
+                                      const int32_t* labels,
+                                      const float* targets, float& step) {
+  Net& net = model.train_net();
+  for (;;) {
+    SetWeights(step);
+    net.Forward();
+    if (halvings_ < kMaxHalvings && StepCrossed()) {
+      step *= 0.5f;
+      ++halvings_;
+      continue;
+    }
+    pinned_ += PinKinks();
+    const bool plus_finite = LossAndBackward(model, loss, labels, targets);
+    int64_t offset = 0;
+    for (const ParamTensor& t : tensors_) {
+      std::memcpy(g_plus_.data() + offset, t.grad, t.size * sizeof(float));
+      offset += t.size;
+    }
+    SetWeights(-step);
+    net.Forward();
+    if (halvings_ < kMaxHalvings && StepCrossed()) {
+      step *= 0.5f;
+      ++halvings_;
+      continue;
+    }
+    pinned_ += PinKinks();
+    return LossAndBackward(model, loss, labels, targets) && plus_finite;
+  }
 }
 
 absl::StatusOr<double> CurvatureEstimator::LargestEigenvalue(
@@ -211,80 +293,38 @@ absl::StatusOr<double> CurvatureEstimator::LargestEigenvalue(
         "curvature: the batch's labels (or targets for MSE) are missing");
   }
   Save();
-  double w_sq = 0;
-  for (float w : weights_) w_sq += static_cast<double>(w) * w;
-  float step =
-      static_cast<float>(relative_step_ * std::max(1.0, std::sqrt(w_sq)));
+  float step = static_cast<float>(
+      relative_step_ * std::max(1.0, std::sqrt(SumSquares(weights_))));
   halvings_ = 0;
+  pinned_ = 0;
   FillRandomDirection(seed);
 
-  Net& net = model.train_net();
   double eigenvalue = 0;
   absl::Status failure;
   const absl::Status status = CatchDnnlErrors("estimating curvature", [&] {
     for (int k = 0; k < iterations; ++k) {
-      // Both gradients must come from the smooth piece of the loss the
-      // parameters are on: a ReLU unit that changes side for one sample
-      // adds a jump of the gradient divided by 2h, which swamps H v.
-      bool finite = true;
-      for (;;) {
-        SetWeights(step);
-        net.Forward();
-        if (halvings_ < kMaxHalvings && CrossesKink()) {
-          step *= 0.5f;
-          ++halvings_;
-          continue;
-        }
-        finite = LossAndBackward(model, loss, labels, targets);
-        int64_t offset = 0;
-        for (const ParamTensor& t : tensors_) {
-          std::memcpy(g_plus_.data() + offset, t.grad, t.size * sizeof(float));
-          offset += t.size;
-        }
-        SetWeights(-step);
-        net.Forward();
-        if (halvings_ < kMaxHalvings && CrossesKink()) {
-          step *= 0.5f;
-          ++halvings_;
-          continue;
-        }
-        finite = LossAndBackward(model, loss, labels, targets) && finite;
-        break;
-      }
-
-      // d = w+ - w- as stored: exact in double, as is each product.
-      double d_dot_dg = 0, d_sq = 0, dg_sq = 0;
+      const bool finite = GradientPair(model, loss, labels, targets, step);
+      DifferenceSums sums;
       int64_t offset = 0;
-      const float* w = weights_.data();
-      const float* v = v_.data();
-      float* dg = g_plus_.data();
       for (const ParamTensor& t : tensors_) {
-        const float* g_minus = t.grad;
-        const float* w_minus = t.value;
-        for (int64_t i = 0, j = offset; i < t.size; ++i, ++j) {
-          const double d = static_cast<double>(Perturbed(w[j], step, v[j])) -
-                           static_cast<double>(w_minus[i]);
-          const float diff = dg[j] - g_minus[i];
-          dg[j] = diff;
-          d_dot_dg += d * diff;
-          d_sq += d * d;
-          dg_sq += static_cast<double>(diff) * diff;
-        }
+        AddDifference(weights_.data() + offset, v_.data() + offset, step,
+                      t.value, t.grad, g_plus_.data() + offset, t.size, sums);
         offset += t.size;
       }
-      if (!finite || !std::isfinite(d_dot_dg) || !std::isfinite(dg_sq)) {
+      if (!finite || !std::isfinite(sums.d_dot_dg) ||
+          !std::isfinite(sums.dg_sq)) {
         failure = absl::FailedPreconditionError(absl::StrCat(
             "curvature: non-finite loss or gradient at power iteration ",
             k + 1));
         return;
       }
-      if (d_sq == 0 || dg_sq == 0) {  // H v = 0: no curvature along v
+      if (sums.d_sq == 0 || sums.dg_sq == 0) {  // H v = 0: flat along v
         eigenvalue = 0;
         return;
       }
-      eigenvalue = d_dot_dg / d_sq;
-      const float scale = static_cast<float>(1.0 / std::sqrt(dg_sq));
-      for (int64_t j = 0; j < size_; ++j) v_[j] = dg[j] * scale;
+      eigenvalue = sums.d_dot_dg / sums.d_sq;  // Rayleigh quotient of d
+      const float scale = static_cast<float>(1.0 / std::sqrt(sums.dg_sq));
+      for (int64_t j = 0; j < size_; ++j) v_[j] = g_plus_[j] * scale;
       ZeroPadding(v_);
     }
   });

@@ -19,29 +19,32 @@ namespace gradwatch::engine {
 /// its input:
 ///
 ///   H v ~ (g(w + h v) - g(w - h v)) / (2 h),  ||v||_2 = 1 over all tensors,
-///   h = kRelativeStep * max(1, ||w||_2), halved while needed (below).
+///   h = kRelativeStep * max(1, ||w||_2).
 ///
 /// The Hessian is that of the smooth piece of the loss the parameters are
-/// on, as automatic differentiation would give it: a ReLU-like unit
-/// (RELU, LEAKY_RELU, ELU, STEP) whose pre-activation changes sign for one
-/// sample between w and w +- h v makes the gradient jump, and that jump
-/// divided by 2h swamps H v (one such unit among 8,192 turned 25.7 into
-/// -72). So after each perturbed Forward the pre-activations of those
-/// layers are compared with the unperturbed ones, and h is halved (at most
-/// kMaxHalvings times, kept for the rest of the estimate) until none
-/// changed side. Pre-activations exactly 0 are on the kink and ignored.
+/// on, as automatic differentiation gives it. A RELU, LEAKY_RELU or ELU
+/// pre-activation that changes sign for one sample between w and w +- h v
+/// makes the gradient jump, and the jump divided by 2h swamps H v (one
+/// such unit among 8,192 turned 25.7 into -72). So after each perturbed
+/// Forward, such pre-activations get back their unperturbed value (only
+/// the activation's backward reads them): the backward then uses the
+/// unperturbed derivative pattern, and what remains of the crossing is an
+/// O(h) change of a forward value. A STEP unit's value itself jumps, so for
+/// STEP layers h is halved instead (at most kMaxHalvings times, kept for
+/// the rest of the estimate) until no pre-activation crosses.
 ///
 /// The estimate is the Rayleigh quotient d.(g+ - g-) / d.d of the last
 /// iteration, where d = w+ - w- is the perturbation actually stored in f32
 /// (so the rounding of w +- h v does not bias it). Power iteration finds
 /// the eigenvalue of largest magnitude, returned with its sign: near a
 /// minimum it is the largest eigenvalue; a negative value means negative
-/// curvature (a saddle) dominates. Accuracy against exact double-precision
-/// Hessians (tests/engine/curvature_test.cc), once converged: relative
-/// error <= 2e-5 on quadratic losses and <= 2e-3 on tanh, sigmoid, ReLU,
-/// leaky ReLU and ELU nets with and without batch norm (largest measured:
-/// 4.8e-4, a tanh net with batch norm on batches of 8). Convergence goes
-/// as (|lambda_2| / |lambda_1|)^(2 * iterations).
+/// curvature (a saddle) dominates. Convergence goes as
+/// (|lambda_2| / |lambda_1|)^(2 * iterations). Accuracy once converged:
+/// within 2e-3 of exact double-precision Hessians on small tanh, sigmoid,
+/// ReLU, leaky ReLU, ELU, STEP and linear nets with and without batch norm
+/// (tests/engine/curvature_test.cc; largest error measured 8e-4); on
+/// 784-1000-500-100-10 and 64-256x8-10 ReLU nets it moves by <= 0.5% as h
+/// goes to 1e-6 (the crossings' residue; 0.3% where the loss is flat).
 ///
 /// The padding of blocked weight layouts is never perturbed. Afterwards
 /// the parameters, their gradients and every activation buffer of the
@@ -49,8 +52,8 @@ namespace gradwatch::engine {
 /// gradients) are bit-identical to before, so training and the step's
 /// statistics are unaffected. All buffers are allocated in Create; an
 /// estimate allocates nothing. Costs 2 * iterations forward and backward
-/// passes, plus one forward per halving of h. Not thread-safe: the
-/// trainer's thread only, like the Model.
+/// passes (plus one forward per halving). Not thread-safe: the trainer's
+/// thread only, like the Model.
 ///
 ///   auto curvature = CurvatureEstimator::Create(*model);  // once per job
 ///   // on a curvature step, after Backward and before the optimizer step:
@@ -58,12 +61,14 @@ namespace gradwatch::engine {
 ///       *model, spec.loss(), labels, targets, iterations, seed);
 class CurvatureEstimator {
  public:
-  /// h relative to the parameters' norm: the truncation error grows as h^2
-  /// (4e-2 at 1e-3 on a batch-norm net) and f32 rounding as 1/h (2e-3 at
-  /// 1e-6); 1e-4 is between the two.
-  static constexpr double kRelativeStep = 1e-4;
-  /// How often h may be halved to keep kinked pre-activations (ReLU, leaky
-  /// ReLU, ELU, step) on their side of 0.
+  /// h relative to the parameters' norm. Smaller h shrinks the truncation
+  /// error (as h^2; 4e-2 at 1e-3 on a batch-norm net) and the residue of
+  /// kink crossings (23% at 1e-4 on a flat 784-1000-500-100-10 ReLU net,
+  /// 0.3% at 1e-5), larger h the f32 rounding of the gradients (as 1/h;
+  /// 8e-4 at 1e-5, 3e-3 at 3e-6 on a 5-input linear layer).
+  static constexpr double kRelativeStep = 1e-5;
+  /// How often h may be halved to keep STEP pre-activations on their side
+  /// of 0.
   static constexpr int kMaxHalvings = 20;
 
   /// Allocates the copies of the parameters, gradients and training-net
@@ -86,7 +91,9 @@ class CurvatureEstimator {
                                            const float* targets, int iterations,
                                            uint64_t seed);
 
-  /// How often the last estimate halved h to avoid a kink.
+  /// How many pre-activations the last estimate pinned to their side of a
+  /// kink, and how often it halved h for a STEP layer (see above).
+  int64_t pinned() const { return pinned_; }
   int halvings() const { return halvings_; }
 
  private:
@@ -96,21 +103,31 @@ class CurvatureEstimator {
     std::vector<float> copy;
   };
 
-  CurvatureEstimator() = default;
   // A kinked activation's pre-activation: the live buffer and its copy
   // at the unperturbed parameters.
   struct KinkLayer {
-    const float* z = nullptr;
+    float* z = nullptr;
     const float* z_saved = nullptr;
     int64_t size = 0;
+    bool step = false;  // STEP: the activation's value jumps too
   };
+
+  CurvatureEstimator() = default;
 
   // Loss gradient and backward pass after a Forward; false if the loss is
   // not finite.
   bool LossAndBackward(Model& model, gradwatch::v1::Loss loss,
                        const int32_t* labels, const float* targets);
-  // Whether the last Forward moved a kinked pre-activation across 0.
-  bool CrossesKink() const;
+  // Whether the last Forward moved a STEP layer's pre-activation across 0.
+  bool StepCrossed() const;
+  // After a Forward: gives every other kinked pre-activation that crossed
+  // 0 its unperturbed value, which only the activation's backward reads
+  // (net.cc). Returns how many.
+  int64_t PinKinks();
+  // g(w + step v) into g_plus_ and g(w - step v) into the gradients,
+  // on the unperturbed activation pattern; false if a loss is not finite.
+  bool GradientPair(Model& model, gradwatch::v1::Loss loss,
+                    const int32_t* labels, const float* targets, float& step);
   void Save();
   void Restore();
   // Parameters = saved w + step * v.
@@ -129,6 +146,7 @@ class CurvatureEstimator {
   std::vector<Snapshot> activations_;
   std::vector<KinkLayer> kinks_;
   int halvings_ = 0;
+  int64_t pinned_ = 0;
   // [begin, end) offsets of weight-layout padding in the flat buffers.
   std::vector<std::pair<int64_t, int64_t>> padding_;
 };
