@@ -74,6 +74,7 @@ class CurvatureEstimator {
   /// Allocates the copies of the parameters, gradients and training-net
   /// activations of `model`, and finds the padding of its weight layouts.
   /// `relative_step` replaces kRelativeStep (> 0; for accuracy studies).
+  /// FAILED_PRECONDITION for a BF16 model (see curvature.cc).
   static absl::StatusOr<std::unique_ptr<CurvatureEstimator>> Create(
       Model& model, double relative_step = kRelativeStep);
 

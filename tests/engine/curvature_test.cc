@@ -648,5 +648,15 @@ TEST(CurvatureTest, RejectsBadArgumentsAndRestoresOnFailure) {
   EXPECT_TRUE(BitIdentical(before, ModelBits(*model)));
 }
 
+TEST(CurvatureTest, RefusesBf16Models) {
+  if (!CpuSupportsBf16()) GTEST_SKIP() << "no bf16 inner products here";
+  Problem pr = MixedProblem();
+  pr.spec.mutable_training()->set_precision(v1::TrainingSpec::BF16);
+  std::unique_ptr<Model> model = TrainingModel(pr);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(CurvatureEstimator::Create(*model).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace gradwatch::engine
