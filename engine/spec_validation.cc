@@ -581,6 +581,12 @@ absl::Status CheckMonitoringFields(const v1::JobSpec& spec,
   }
   GW_RETURN_IF_ERROR(CheckRange("monitoring.curvature_every",
                                 m.curvature_every(), 0, kBillion));
+  if (m.curvature_every() > 0 &&
+      spec.training().precision() == v1::TrainingSpec::BF16) {
+    // bf16 products cannot resolve the finite-difference perturbation.
+    return Invalid("monitoring.curvature_every needs training.precision F32, ",
+                   "got BF16");
+  }
   if (m.curvature_iterations() != 0) {
     GW_RETURN_IF_ERROR(CheckRange("monitoring.curvature_iterations",
                                   m.curvature_iterations(), 1, 100));

@@ -233,11 +233,12 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
             regression ? s.batch_targets.data() : nullptr,
             static_cast<int>(monitoring.curvature_iterations()),
             spec.training().seed() ^ step);
-        if (!top.ok()) {
+        if (top.ok()) {
+          stats->set_hessian_max_eigenvalue(*top);
+        } else if (!absl::IsFailedPrecondition(top.status())) {
           failure = top.status();
           return;
-        }
-        stats->set_hessian_max_eigenvalue(*top);
+        }  // else non-finite only at the perturbed weights: no figure
       }
       {
         absl::MutexLock lock(&s.mu);

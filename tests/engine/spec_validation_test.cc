@@ -815,6 +815,12 @@ const std::vector<Case> kMonitoringCases = {
     {"CurvatureEveryTooRare",
      [](v1::JobSpec& s) { Monitoring(s).set_curvature_every(1000000001); },
      "monitoring.curvature_every must be in [0, 1000000000], got 1000000001"},
+    {"CurvatureWithBf16",
+     [](v1::JobSpec& s) {
+       Monitoring(s).set_curvature_every(10);
+       s.mutable_training()->set_precision(v1::TrainingSpec::BF16);
+     },
+     "monitoring.curvature_every needs training.precision F32, got BF16"},
     {"CurvatureIterationsTooMany",
      [](v1::JobSpec& s) { Monitoring(s).set_curvature_iterations(101); },
      "monitoring.curvature_iterations must be in [1, 100], got 101"},
