@@ -116,6 +116,25 @@ TEST(SpecIoTest, BadEnumNameIsRejected) {
               StartsWith("e.json:1:10: (loss): invalid value \"CROSS\""));
 }
 
+TEST(SpecIoTest, LenientSyntaxIsLocatedToo) {
+  // protobuf's parser accepts bare keys and single quotes; so does the
+  // locator, so a field error in such a document still gets its position.
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecJson(
+      "{name: 'x',\n training: {batch_size: 4, steps: 'many'}}", "l.json");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(Message(spec.status()),
+              StartsWith("l.json:2:35: (training.steps): invalid value"));
+}
+
+TEST(SpecIoTest, ColumnsCountCharactersNotBytes) {
+  // "é" is two bytes in UTF-8 but one column: "x" is at column 15, byte 16.
+  absl::StatusOr<v1::JobSpec> spec =
+      ParseJobSpecJson("{\"name\": \"\xc3\xa9\", \"x\": 1}", "u.json");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(Message(spec.status()),
+              StartsWith("u.json:1:15: x: Cannot find field."));
+}
+
 TEST(SpecIoTest, TruncatedDocumentPointsAtItsEnd) {
   absl::StatusOr<v1::JobSpec> spec =
       ParseJobSpecJson("{\n  \"name\": \"x\"\n", "cut.json");
