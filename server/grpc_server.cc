@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/job_manager.h"
+#include "server/rpc_counting_interceptor.h"
 #include "server/trainer_service.h"
 
 namespace gradwatch::server {
@@ -57,6 +59,14 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
       options.limits.max_message_bytes, std::numeric_limits<int>::max())));
   builder.RegisterService(server->service_.get());
+  if (options.job_observer != nullptr) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(
+        std::make_unique<RpcCountingInterceptorFactory>(options.job_observer));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(

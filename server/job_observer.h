@@ -25,6 +25,10 @@ class JobObserver {
   virtual void OnWatcherEnded() {}
   /// A stream wrote `count` events to its client.
   virtual void OnEventsStreamed(uint64_t /*count*/) {}
+  /// An RPC of `method` ("gradwatch.v1.Trainer/SubmitJob") ended with the
+  /// canonical status `code` ("OK", "NOT_FOUND").
+  virtual void OnRpcFinished(const std::string& /*method*/,
+                             const std::string& /*code*/) {}
 };
 
 }  // namespace gradwatch::server

@@ -1,6 +1,7 @@
 #ifndef GRADWATCH_SERVER_JOB_STORE_H_
 #define GRADWATCH_SERVER_JOB_STORE_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ class JobStore {
   virtual absl::Status DeleteJob(const std::string& job_id) = 0;
   /// Every stored job, oldest first.
   virtual absl::StatusOr<std::vector<StoredJob>> LoadAll() = 0;
+  /// Bytes the store occupies: its files for a file store, the serialized
+  /// size of its contents for an in-memory one (exported as
+  /// gradwatch_store_bytes). UNIMPLEMENTED for a store that cannot tell.
+  virtual absl::StatusOr<uint64_t> SizeBytes() {
+    return absl::UnimplementedError("this job store does not report a size");
+  }
 };
 
 }  // namespace gradwatch::server

@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
     metrics_options.retention = absl::GetFlag(FLAGS_metrics_retention);
     metrics_options.dead_neuron_alert_threshold =
         absl::GetFlag(FLAGS_dead_neuron_alert_threshold);
+    metrics_options.store = store.get();
     metrics =
         std::make_unique<gradwatch::server::MetricsExporter>(metrics_options);
     absl::StatusOr<int> metrics_port = metrics->Serve(metrics_listen);

@@ -1,6 +1,7 @@
 #ifndef GRADWATCH_SERVER_MEMORY_JOB_STORE_H_
 #define GRADWATCH_SERVER_MEMORY_JOB_STORE_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,14 @@ class MemoryJobStore final : public JobStore {
   absl::Status PutModel(const gradwatch::v1::Model& model) override;
   absl::Status DeleteJob(const std::string& job_id) override;
   absl::StatusOr<std::vector<StoredJob>> LoadAll() override;
+  /// The serialized size of every stored record, event and model.
+  absl::StatusOr<uint64_t> SizeBytes() override;
 
  private:
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, StoredJob> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace gradwatch::server

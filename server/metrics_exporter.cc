@@ -174,7 +174,15 @@ MetricsExporter::MetricsExporter(const MetricsExporterOptions& options)
                            .Add({})),
       active_watchers_(AddGauge(*registry_, "gradwatch_active_watchers",
                                 "WatchJob and Train streams open now.")
-                           .Add({})) {
+                           .Add({})),
+      rpcs_(AddCounter(*registry_, "gradwatch_rpcs_total",
+                       "RPCs served, by method and canonical status code.")) {
+  if (options_.store != nullptr) {
+    store_bytes_ = &AddGauge(*registry_, "gradwatch_store_bytes",
+                             "Size of the job store: the SQLite database "
+                             "file and its write-ahead log, in bytes.")
+                        .Add({});
+  }
   AddGauge(*registry_, "gradwatch_dead_neuron_alert_threshold",
            "The server's --dead_neuron_alert_threshold: the dead-neuron ratio "
            "above which GradwatchDeadNeuronRatioHigh fires.")
@@ -390,6 +398,16 @@ void MetricsExporter::OnEventsStreamed(uint64_t count) {
   events_streamed_.Increment(static_cast<double>(count));
 }
 
+void MetricsExporter::OnRpcFinished(const std::string& method,
+                                    const std::string& code) {
+  absl::MutexLock lock(&mu_);
+  Counter*& counter = rpc_counters_[{method, code}];
+  if (counter == nullptr) {
+    counter = &rpcs_.Add({{"method", method}, {"code", code}});
+  }
+  counter->Increment();
+}
+
 void MetricsExporter::RemoveExpired() {
   const absl::Time now = Now();
   for (auto it = job_series_.begin(); it != job_series_.end();) {
@@ -434,6 +452,11 @@ std::vector<prometheus::MetricFamily> MetricsExporter::Collect() {
   {
     absl::MutexLock lock(&mu_);
     RemoveExpired();
+  }
+  if (store_bytes_ != nullptr) {
+    // A store that cannot tell keeps the last size it reported.
+    absl::StatusOr<uint64_t> bytes = options_.store->SizeBytes();
+    if (bytes.ok()) store_bytes_->Set(static_cast<double>(*bytes));
   }
   return registry_->Collect();
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -23,6 +24,7 @@
 #include "absl/time/time.h"
 #include "gradwatch/v1/events.pb.h"
 #include "server/job_observer.h"
+#include "server/job_store.h"
 
 namespace prometheus {
 class Exposer;
@@ -39,6 +41,10 @@ struct MetricsExporterOptions {
   /// The server's --dead_neuron_alert_threshold, exported as
   /// gradwatch_dead_neuron_alert_threshold.
   double dead_neuron_alert_threshold = 0.5;
+  /// The server's job store, whose size each scrape reads into
+  /// gradwatch_store_bytes (not owned; null: no such metric; must outlive
+  /// the exporter).
+  JobStore* store = nullptr;
   /// Time source for the retention; absl::Now when empty.
   std::function<absl::Time()> clock;
 };
@@ -73,6 +79,9 @@ class MetricsExporter final : public JobObserver {
   void OnWatcherEnded() override;
   /// `count` events were written to streams.
   void OnEventsStreamed(uint64_t count) override;
+  /// Counts the RPC in gradwatch_rpcs_total{method,code}.
+  void OnRpcFinished(const std::string& method,
+                     const std::string& code) override;
 
   /// Removes the series of jobs whose retention has passed, then returns
   /// every metric (what /metrics serves).
@@ -143,10 +152,16 @@ class MetricsExporter final : public JobObserver {
   prometheus::Histogram& step_duration_;
   prometheus::Counter& events_streamed_;
   prometheus::Gauge& active_watchers_;
+  prometheus::Family<prometheus::Counter>& rpcs_;
+  // Null without a store.
+  prometheus::Gauge* store_bytes_ = nullptr;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<JobSeries>> job_series_
       ABSL_GUARDED_BY(mu_);
+  // Children of rpcs_ by (method, code).
+  absl::flat_hash_map<std::pair<std::string, std::string>, prometheus::Counter*>
+      rpc_counters_ ABSL_GUARDED_BY(mu_);
 
   std::shared_ptr<Endpoint> endpoint_;
   // Last: stopped (which takes ~2 s) before anything it serves goes away.

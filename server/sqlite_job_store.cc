@@ -3,6 +3,9 @@
 #include <sqlite3.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -498,6 +501,26 @@ absl::StatusOr<std::string> SqliteJobStore::JournalMode() {
   const int rc = pragma.Step();
   if (rc != SQLITE_ROW) return SqliteError(db_, rc, "reading journal_mode");
   return std::string(pragma.ColumnBlob(0));
+}
+
+absl::StatusOr<uint64_t> SqliteJobStore::SizeBytes() {
+  std::string path;
+  {
+    absl::MutexLock db_lock(&db_mu_);
+    const char* name = sqlite3_db_filename(db_, "main");
+    if (name != nullptr) path = name;
+  }
+  if (path.empty()) return absl::FailedPreconditionError("no database file");
+  std::error_code error;
+  const uintmax_t main_bytes = std::filesystem::file_size(path, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("size of ", path, ": ", error.message()));
+  }
+  // The log holds committed writes not yet checkpointed into the file;
+  // between checkpoints it is absent or empty.
+  const uintmax_t wal_bytes = std::filesystem::file_size(path + "-wal", error);
+  return static_cast<uint64_t>(main_bytes + (error ? 0 : wal_bytes));
 }
 
 }  // namespace gradwatch::server

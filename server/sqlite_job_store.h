@@ -56,6 +56,8 @@ class SqliteJobStore final : public JobStore {
   absl::Status PutModel(const gradwatch::v1::Model& model) override;
   absl::Status DeleteJob(const std::string& job_id) override;
   absl::StatusOr<std::vector<StoredJob>> LoadAll() override;
+  /// The size of the database file and its write-ahead log, in bytes.
+  absl::StatusOr<uint64_t> SizeBytes() override;
 
   /// Waits until every write accepted so far is committed.
   absl::Status Flush();
