@@ -11,7 +11,7 @@ packages=(
   libabsl-dev libdnnl-dev ocl-icd-opencl-dev prometheus-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # test helpers
-  python3 python3-grpcio procps prometheus prometheus-alertmanager
+  python3 python3-grpcio python3-yaml procps prometheus prometheus-alertmanager
 )
 # kubectl for the deploy/k8s test, unless one is installed already (another
 # package may own /usr/bin/kubectl).
