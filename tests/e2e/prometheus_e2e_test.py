@@ -18,7 +18,8 @@ Then, with the `gradwatch` CLI:
   - every expression of every panel of deploy/grafana/dashboards/
     gradwatch.json, with $job_id set to the dead-init job, returns data
     through Prometheus's HTTP API, and the job_id variable lists both jobs;
-  - RPC errors and the store size reach Prometheus;
+  - RPC counts and the store size reach Prometheus, and the live /metrics
+    passes `promtool check metrics`;
   - the dashboard type-checks against npm's @grafana/schema (skipped, with
     a message, when npm or its registry is unavailable).
 
@@ -432,6 +433,18 @@ def scenario(args, work, processes, webhook):
         'code="NOT_FOUND"}')
     check([s["value"][1] for s in not_found] == ["2"],
           "GetJob NOT_FOUND count: %s" % not_found)
+    # The live endpoint, RPC and store metrics included, passes promtool.
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port,
+                                timeout=10) as response:
+        exposition = response.read()
+    check(b"gradwatch_rpcs_total{" in exposition and
+          b"gradwatch_store_bytes " in exposition,
+          "/metrics lacks the RPC or store metrics")
+    lint = subprocess.run(["promtool", "check", "metrics"], input=exposition,
+                          capture_output=True, timeout=60)
+    check(lint.returncode == 0 and not lint.stdout.strip() and
+          not lint.stderr.strip(), "promtool check metrics: %s %s" %
+          (lint.stdout, lint.stderr))
     store = prometheus.query("gradwatch_store_bytes")
     check(len(store) == 1 and float(store[0]["value"][1]) > 4096,
           "gradwatch_store_bytes: %s" % store)
