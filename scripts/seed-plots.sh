@@ -44,7 +44,8 @@ if [[ ! -s "$workdir/port" ]]; then
   echo "seed-plots: gradwatch-server did not report its port within 30 s" >&2
   exit 1
 fi
-export GRADWATCH_SERVER="127.0.0.1:$(cat "$workdir/port")"
+GRADWATCH_SERVER="127.0.0.1:$(cat "$workdir/port")"
+export GRADWATCH_SERVER
 
 for spec in "$root"/examples/seed/*.json; do
   name="$(basename "$spec" .json)"
