@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "server/status_util.h"
+#include "server/task_runner.h"
 
 namespace gradwatch::server {
 namespace {
@@ -10,6 +11,15 @@ namespace {
 // Events taken from the history per lock: large enough for fast replay,
 // small enough to keep a reader's private backlog modest.
 constexpr size_t kReadBatch = 256;
+
+// Starts the writes that appends to a history call for. A write costs a
+// serialization and a system call; an append runs on a training thread,
+// which this keeps to queueing a task. Never destroyed: streams may still
+// post to it while the process exits.
+TaskRunner& WritePump() {
+  static TaskRunner* const pump = new TaskRunner(1);
+  return *pump;
+}
 
 class FailedStream final
     : public grpc::ServerWriteReactor<gradwatch::v1::JobEvent> {
@@ -55,7 +65,24 @@ WatchReactor::WatchReactor(std::shared_ptr<JobHistory> history,
       observer_(observer),
       next_sequence_(history_->FirstSequenceAtStep(from_step)) {}
 
-void WatchReactor::OnHistoryChanged() { Advance(); }
+void WatchReactor::OnHistoryChanged() {
+  {
+    absl::MutexLock lock(&mu_);
+    // A write in flight takes the new events when it completes.
+    if (in_flight_ != nullptr || finished_ || self_ == nullptr ||
+        wake_posted_) {
+      return;
+    }
+    wake_posted_ = true;
+  }
+  WritePump().Post([self = shared_from_this()] {
+    {
+      absl::MutexLock lock(&self->mu_);
+      self->wake_posted_ = false;
+    }
+    self->Advance();
+  });
+}
 
 void WatchReactor::OnWriteDone(bool ok) {
   {

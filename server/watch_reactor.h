@@ -24,7 +24,10 @@ namespace gradwatch::server {
 ///
 /// gRPC rules kept here: one write in flight; the event being written is
 /// kept alive (shared) until OnWriteDone; Finish is called exactly once.
-/// Nothing blocks: callbacks and notifications only move pointers.
+/// Nothing blocks: callbacks and notifications only move pointers. A
+/// notification on a training thread starts no write itself: an idle
+/// stream's next write is started by a server-wide pump thread, and a busy
+/// one's by the completion of its write in flight.
 ///
 /// Thread-safe. Owns itself: it is freed after gRPC's OnDone and after the
 /// last notification that holds it has returned.
@@ -67,6 +70,8 @@ class WatchReactor final
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_);
   std::deque<JobHistory::EventPtr> pending_ ABSL_GUARDED_BY(mu_);
   JobHistory::EventPtr in_flight_ ABSL_GUARDED_BY(mu_);
+  // A task to start the next write is queued on the write pump.
+  bool wake_posted_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
