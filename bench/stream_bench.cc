@@ -1,9 +1,9 @@
 // Cost of the server's event streams, measured through a real in-process
 // server on a loopback port and a real gRPC client:
 //  - BM_StreamOverhead: the same job run by the job manager without and
-//    with a live WatchJob client reading its stream; the per-step time of
-//    both runs and the overhead in percent. Runs alternate within each
-//    repetition so that both see the same machine load.
+//    with a live WatchJob client reading its stream; the per-step wall
+//    and CPU time of both runs and the overhead in percent. Runs alternate
+//    within each repetition so that both see the same machine load.
 //  - BM_Replay: a finished job's history of over 50,000 events replayed
 //    through WatchJob from step 0; events per second.
 // docs/benchmarks.md ("Server streams") gives the command and the figures.
@@ -37,9 +37,8 @@ constexpr uint64_t kWarmupSteps = 5;
 // The replayed job: one statistics event per step, plus its few others.
 constexpr uint64_t kReplaySteps = 50'000;
 
-// One in-process server (one worker, one oneDNN thread per job: the
-// server's default budget on this machine) and a client, shared by every
-// benchmark of the process.
+// One in-process server (one worker, one oneDNN thread per job) and a
+// client, shared by every benchmark of the process.
 class BenchServer {
  public:
   static absl::StatusOr<BenchServer*> Get() {
