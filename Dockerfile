@@ -50,7 +50,8 @@ RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       $(cat /usr/share/gradwatch/runtime-packages) \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/gradwatch \
+ && groupadd --system --gid 10001 gradwatch \
+ && useradd --system --uid 10001 --gid gradwatch --home-dir /var/lib/gradwatch \
       --no-create-home --shell /usr/sbin/nologin gradwatch \
  && mkdir -p /var/lib/gradwatch \
  && chown gradwatch:gradwatch /var/lib/gradwatch

@@ -149,9 +149,11 @@ start_container() {
 start_container
 say "container $name: gRPC on $server, metrics on http://$metrics/metrics"
 
-uid="$("$engine" exec "$name" id -u)"
-[[ "$uid" != 0 ]] || fail "the server runs as root"
-say "server runs as uid $uid"
+# Not root, and the user and group have names (uid and gid 10001).
+ids="$("$engine" exec "$name" id)"
+[[ "$ids" == "uid=10001(gradwatch) gid=10001(gradwatch) groups=10001(gradwatch)" ]] \
+  || fail "the server runs as $ids"
+say "server runs as $ids"
 
 # A small job: 2-16-3 ReLU on spirals, 200 steps.
 cat >"$workdir/spec.json" <<'JSON'
