@@ -68,10 +68,10 @@ EOF
 }
 
 stale=0
-emit() {  # emit FILE RENDERER
+emit() {  # emit FILE < CONTENT
   local target="$k8s/$1" tmp
   tmp="$(mktemp)"
-  "$2" >"$tmp"
+  cat >"$tmp"
   if ((check)); then
     if ! cmp -s "$tmp" "$target"; then
       echo "gen-prometheus-rule: deploy/k8s/$1 is out of date; run scripts/gen-prometheus-rule.sh" >&2
@@ -86,6 +86,6 @@ emit() {  # emit FILE RENDERER
   fi
 }
 
-emit prometheus-rule.yaml render_rule
-emit grafana-dashboard.yaml render_dashboard
+emit prometheus-rule.yaml < <(render_rule)
+emit grafana-dashboard.yaml < <(render_dashboard)
 exit "$stale"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the tests of tests/deploy: installs the pinned npm packages of
 # k8s-validate/package-lock.json into a cache outside the repository
 # ($GRADWATCH_NPM_CACHE, default $XDG_CACHE_HOME/gradwatch/k8s-validate) and
