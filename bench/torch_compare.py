@@ -95,8 +95,12 @@ def time_torch(widths, batch, threads, repetitions, with_stats, dtype):
     torch.set_num_threads(threads)
     model = make_model(widths)
     rows = 4 * batch
-    x_all = torch.randn(rows, widths[0])
-    y_all = torch.randint(0, widths[-1], (rows,))
+    # The engine's BLOBS data (bench/bench_specs.cc), same construction:
+    # class k = i % classes, centers U(-5, 5)^features, x = c_k + N(0, 1).
+    classes = widths[-1]
+    centers = torch.rand(classes, widths[0]) * 10 - 5
+    y_all = torch.arange(rows) % classes
+    x_all = centers[y_all] + torch.randn(rows, widths[0])
     loss_fn = torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     stats = TorchStats(model) if with_stats else None
