@@ -9,9 +9,9 @@ set(GRADWATCH_SANITIZE "" CACHE STRING
 set_property(CACHE GRADWATCH_SANITIZE PROPERTY STRINGS "" address thread)
 if(GRADWATCH_SANITIZE STREQUAL "address")
   set(GRADWATCH_SANITIZE_FLAGS -fsanitize=address,undefined
-      -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+      -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g)
 elseif(GRADWATCH_SANITIZE STREQUAL "thread")
-  set(GRADWATCH_SANITIZE_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+  set(GRADWATCH_SANITIZE_FLAGS -fsanitize=thread -fno-omit-frame-pointer -g)
 elseif(NOT GRADWATCH_SANITIZE STREQUAL "")
   message(FATAL_ERROR
     "GRADWATCH_SANITIZE must be empty, address or thread, not "
