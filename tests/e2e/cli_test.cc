@@ -72,8 +72,14 @@ std::string ReadAll(const std::string& path) {
   return contents.str();
 }
 
+// A file name of this test process: ctest may run the tests in parallel
+// processes that share TempDir().
+std::string TempPath(const std::string& name) {
+  return absl::StrCat(testing::TempDir(), "/cli_test_", getpid(), "_", name);
+}
+
 std::string WriteTemp(const std::string& name, const std::string& contents) {
-  const std::string path = testing::TempDir() + "/cli_test_" + name;
+  const std::string path = TempPath(name);
   std::ofstream(path) << contents;
   return path;
 }
@@ -98,8 +104,8 @@ Result Gradwatch(const std::vector<std::string>& args) {
   std::vector<std::string> quoted = {
       Quote(absl::StrCat(build_dir ? build_dir : ".", "/client/gradwatch"))};
   for (const std::string& arg : args) quoted.push_back(Quote(arg));
-  const std::string out_path = testing::TempDir() + "/cli_test_stdout";
-  const std::string err_path = testing::TempDir() + "/cli_test_stderr";
+  const std::string out_path = TempPath("stdout");
+  const std::string err_path = TempPath("stderr");
   const std::string command =
       absl::StrCat("env -u GRADWATCH_SERVER ", absl::StrJoin(quoted, " "),
                    " </dev/null >", Quote(out_path), " 2>", Quote(err_path));
@@ -283,7 +289,7 @@ TEST(CliTest, ExportAndPlotAFinishedJob) {
   EXPECT_THAT(rows[1], StartsWith("1,0,"));
   EXPECT_THAT(rows.back(), StartsWith("50,"));
 
-  const std::string jsonl_path = testing::TempDir() + "/cli_test_export.jsonl";
+  const std::string jsonl_path = TempPath("export.jsonl");
   Result jsonl =
       Gradwatch({"--server", address, "export", job, "-o", jsonl_path});
   ASSERT_EQ(jsonl.exit_code, 0) << jsonl.err;
@@ -291,7 +297,7 @@ TEST(CliTest, ExportAndPlotAFinishedJob) {
   Result watched = Gradwatch({"--server", address, "watch", job});
   EXPECT_EQ(ReadAll(jsonl_path), watched.out);  // the same history
 
-  const std::string svg_path = testing::TempDir() + "/cli_test_plot.svg";
+  const std::string svg_path = TempPath("plot.svg");
   Result plotted =
       Gradwatch({"--server", address, "plot", job, "-o", svg_path});
   ASSERT_EQ(plotted.exit_code, 0) << plotted.err;
@@ -351,7 +357,7 @@ pid_t SpawnGradwatch(const std::vector<std::string>& args,
 TEST(CliTest, CtrlCCancelsTheJobAndStillPrintsItsSummary) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
-  const std::string out_path = testing::TempDir() + "/cli_test_interrupted";
+  const std::string out_path = TempPath("interrupted");
   for (const bool local : {false, true}) {
     std::vector<std::string> args = {"--server", server->address(), "train",
                                      WriteTemp("long.json", kLongSpec)};
