@@ -1,11 +1,8 @@
 #include "engine/health_monitor.h"
 
-#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <new>
 #include <random>
 #include <string>
 #include <utility>
@@ -19,23 +16,7 @@
 #include "gradwatch/v1/events.pb.h"
 #include "gradwatch/v1/spec.pb.h"
 #include "gtest/gtest.h"
-
-// Counts heap allocations so that a test can check that a quiet Observe
-// makes none.
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "tests/engine/allocation_counter.h"
 
 namespace gradwatch::engine {
 namespace {
@@ -529,9 +510,9 @@ TEST(HealthMonitorTest, QuietStepsAllocateNothing) {
   std::vector<v1::StepStats> steps;
   for (int i = 0; i < 50; ++i) steps.push_back(Healthy(i + 1, 1.0 - 0.01 * i));
   monitor.Observe(steps[0], &alerts);  // the first step checks the init
-  const int64_t before = g_allocations.load();
+  const int64_t before = gradwatch::testing::AllocationCount();
   for (int i = 1; i < 50; ++i) monitor.Observe(steps[i], &alerts);
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(gradwatch::testing::AllocationCount() - before, 0);
   EXPECT_TRUE(alerts.empty());
 }
 

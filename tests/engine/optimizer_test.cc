@@ -1,34 +1,14 @@
 #include "engine/optimizer.h"
 
-#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <vector>
 
 #include "gradwatch/v1/spec.pb.h"
 #include "gtest/gtest.h"
-
-// Counts heap allocations so that a test can check that Step makes none.
-namespace {
-std::atomic<int64_t> g_allocations{0};
-}  // namespace
-
-// GCC cannot tell that these replacements are the matching pair and warns
-// about free() on memory from operator new.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "tests/engine/allocation_counter.h"
 
 namespace gradwatch::engine {
 namespace {
@@ -392,9 +372,9 @@ TEST(OptimizerTest, StepAllocatesNothing) {
     Optimizer optimizer(spec, {ParamTensor{w.data(), g.data(), 5000},
                                ParamTensor{b.data(), gb.data(), 10}});
     std::vector<UpdateResult> results(2);
-    const int64_t before = g_allocations.load();
+    const int64_t before = gradwatch::testing::AllocationCount();
     for (int step = 0; step < 5; ++step) optimizer.Step(0.01, 1.0f, results);
-    EXPECT_EQ(g_allocations.load(), before) << kind;
+    EXPECT_EQ(gradwatch::testing::AllocationCount(), before) << kind;
   }
 }
 

@@ -5,9 +5,8 @@
 // can avoid; so the test measures a bare Net::Forward + Backward first and
 // requires a whole trainer step (batching, loss, optimizer, every statistic,
 // rules, the event) to allocate exactly as much, and no more.
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include <cstdint>
+#include <string>
 
 #include "engine/model.h"
 #include "engine/spec_defaults.h"
@@ -15,18 +14,7 @@
 #include "engine/trainer.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
-
-namespace {
-std::atomic<long> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "tests/engine/allocation_counter.h"
 
 namespace gradwatch::engine {
 namespace {
@@ -62,27 +50,29 @@ TEST(StepAllocationTest, StepsAllocateNothingBeyondOneDnnItself) {
         &spec));
     ASSERT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
     // oneDNN's own allocations per bare forward + backward pass.
-    long per_pass = 0;
+    int64_t per_pass = 0;
     {
       const v1::JobSpec filled = WithDefaults(spec, 512);
       auto model = Model::Create(filled, 2, 64);
       ASSERT_TRUE(model.ok()) << model.status();
       Net& net = (*model)->train_net();
       for (int i = 0; i < 3; ++i) net.Forward(), net.Backward();
-      const long before = allocations.load();
+      const int64_t before = gradwatch::testing::AllocationCount();
       for (int i = 0; i < 30; ++i) net.Forward(), net.Backward();
-      per_pass = (allocations.load() - before) / 30;
-      EXPECT_EQ((allocations.load() - before) % 30, 0);
+      per_pass = (gradwatch::testing::AllocationCount() - before) / 30;
+      EXPECT_EQ((gradwatch::testing::AllocationCount() - before) % 30, 0);
     }
     auto trainer = Trainer::Create(spec, {.threads = 1});
     ASSERT_TRUE(trainer.ok()) << trainer.status();
-    long at_step_20 = -1, at_step_50 = -1;
+    int64_t at_step_20 = -1, at_step_50 = -1;
     CancellationToken cancel;
     (*trainer)->Run(
         [&](const v1::JobEvent& event) {
           if (!event.has_stats()) return;
-          if (event.stats().step() == 20) at_step_20 = allocations.load();
-          if (event.stats().step() == 50) at_step_50 = allocations.load();
+          if (event.stats().step() == 20)
+            at_step_20 = gradwatch::testing::AllocationCount();
+          if (event.stats().step() == 50)
+            at_step_50 = gradwatch::testing::AllocationCount();
         },
         cancel);
     ASSERT_GE(at_step_20, 0);
