@@ -11,6 +11,7 @@
 #include "engine/batcher.h"
 #include "engine/curvature.h"
 #include "engine/dataset.h"
+#include "engine/gradient_stats.h"
 #include "engine/health_monitor.h"
 #include "engine/loss.h"
 #include "engine/lr_schedule.h"
@@ -68,15 +69,7 @@ absl::Status Evaluate(Model& model, const v1::JobSpec& spec,
 
 double GlobalGradNorm(const std::vector<ParamTensor>& tensors) {
   double sum = 0;
-  for (const ParamTensor& t : tensors) {
-    float partial = 0;
-    const float* g = t.grad;
-    // Lane-wise partial sums (reassociated): a serial float chain would
-    // cost one add latency per element.
-#pragma omp simd reduction(+ : partial)
-    for (int64_t i = 0; i < t.size; ++i) partial += g[i] * g[i];
-    sum += partial;
-  }
+  for (const ParamTensor& t : tensors) sum += SumOfSquares(t.grad, t.size);
   return std::sqrt(sum);
 }
 
