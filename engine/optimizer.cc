@@ -1,5 +1,7 @@
 #include "engine/optimizer.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -19,9 +21,16 @@ using gradwatch::v1::OptimizerSpec;
 // keeps a million-element sum accurate to better than 1e-6.
 constexpr int kLanes = 16;
 constexpr int64_t kChunk = 1024;
+// Tensors from this size on are updated by the job's OpenMP threads, each
+// taking a contiguous run of chunks: the loops are bound by memory
+// bandwidth, which one core does not saturate. Below it, starting the
+// team costs more than it saves.
+constexpr int64_t kParallelMinElements = int64_t{1} << 16;
+constexpr int kMaxThreads = 64;
 
 struct LaneSums {
   float weight_sq[kLanes] = {};
+  float weight_sq_after[kLanes] = {};
   float update_sq[kLanes] = {};
   // Bitwise OR of before ^ after: zero iff every value is bit-identical,
   // including updates too small for their square to be representable.
@@ -30,6 +39,7 @@ struct LaneSums {
   void Add(int lane, float before, float after) {
     const float delta = after - before;
     weight_sq[lane] += before * before;
+    weight_sq_after[lane] += after * after;
     update_sq[lane] += delta * delta;
     uint32_t before_bits;
     uint32_t after_bits;
@@ -41,6 +51,7 @@ struct LaneSums {
   void AddTo(UpdateResult& result, uint32_t& changed) const {
     for (int k = 0; k < kLanes; ++k) {
       result.weight_sq_before += weight_sq[k];
+      result.weight_sq_after += weight_sq_after[k];
       result.update_sq += update_sq[k];
       changed |= changed_bits[k];
     }
@@ -48,28 +59,59 @@ struct LaneSums {
 };
 
 // Runs `update(i)`, which writes w[i] and returns {before, after}, for i in
-// [0, n), and gathers the statistics of the values it returns.
+// [start, end), and gathers the statistics of the values it returns.
 template <typename Update>
-inline UpdateResult ForEachElement(int64_t n, Update&& update) {
+inline UpdateResult UpdateRange(int64_t start, int64_t end,
+                                const Update& update) {
   UpdateResult result;
   uint32_t changed = 0;
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t end = std::min(n, start + kChunk);
+  for (int64_t chunk = start; chunk < end; chunk += kChunk) {
+    const int64_t chunk_end = std::min(end, chunk + kChunk);
     LaneSums sums;
-    int64_t i = start;
-    for (; i + kLanes <= end; i += kLanes) {
+    int64_t i = chunk;
+    for (; i + kLanes <= chunk_end; i += kLanes) {
       for (int k = 0; k < kLanes; ++k) {
         const std::pair<float, float> w = update(i + k);
         sums.Add(k, w.first, w.second);
       }
     }
-    for (; i < end; ++i) {
+    for (; i < chunk_end; ++i) {
       const std::pair<float, float> w = update(i);
       sums.Add(0, w.first, w.second);
     }
     sums.AddTo(result, changed);
   }
   result.unchanged = changed == 0;
+  return result;
+}
+
+// UpdateRange over [0, n), split among the calling thread's OpenMP threads
+// for large tensors. Every element is updated by the same arithmetic
+// whatever the split, so the weights do not depend on the thread count;
+// the partial sums are merged in a fixed order.
+template <typename Update>
+inline UpdateResult ForEachElement(int64_t n, const Update& update) {
+  const int threads = n >= kParallelMinElements
+                          ? std::min(omp_get_max_threads(), kMaxThreads)
+                          : 1;
+  if (threads <= 1) return UpdateRange(0, n, update);
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  UpdateResult parts[kMaxThreads];
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num();
+    const int64_t team = omp_get_num_threads();
+    const int64_t start = chunks * t / team * kChunk;
+    const int64_t end = std::min(n, chunks * (t + 1) / team * kChunk);
+    parts[t] = UpdateRange(start, end, update);
+  }
+  UpdateResult result;
+  for (int t = 0; t < threads; ++t) {
+    result.weight_sq_before += parts[t].weight_sq_before;
+    result.weight_sq_after += parts[t].weight_sq_after;
+    result.update_sq += parts[t].update_sq;
+    result.unchanged = result.unchanged && parts[t].unchanged;
+  }
   return result;
 }
 

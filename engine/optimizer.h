@@ -17,10 +17,11 @@ struct ParamTensor {
 };
 
 /// What one step did to one tensor, for the statistics: squared L2 norms of
-/// the weights before the update and of the update applied, and whether
-/// the values are bit-identical to before.
+/// the weights before and after the update and of the update applied, and
+/// whether the values are bit-identical to before.
 struct UpdateResult {
   double weight_sq_before = 0;
+  double weight_sq_after = 0;
   double update_sq = 0;
   bool unchanged = true;
 };
@@ -31,7 +32,9 @@ struct UpdateResult {
 /// coupled decay are applied on the fly as g' = grad_scale * g + wd * w.
 ///
 /// All state (momentum, moments) is allocated in the constructor; Step
-/// allocates nothing. Not thread-safe: one owner (the trainer).
+/// allocates nothing. Tensors of 65,536 entries or more are updated by the
+/// calling thread's OpenMP threads (omp_get_max_threads); the weights are
+/// the same for any thread count. Not thread-safe: one owner (the trainer).
 class Optimizer {
  public:
   /// `spec` must have its defaults filled (WithDefaults).

@@ -190,16 +190,19 @@ void StatsCollector::UpdateWindow(LayerState& layer, v1::LayerStats* out) {
 void StatsCollector::FillUpdate(const TensorRef& tensor,
                                 const UpdateResult* update,
                                 v1::TensorStats* out) {
-  // Padding entries are exactly 0 and add nothing to the norm.
-  out->set_weight_l2_norm(
-      std::sqrt(SumOfSquares(tensor.value, tensor.elements)));
   if (update != nullptr) {
+    // The optimizer summed the new weights as it wrote them: no second
+    // pass over the buffer.
+    out->set_weight_l2_norm(std::sqrt(update->weight_sq_after));
     out->set_update_ratio(update->weight_sq_before > 0
                               ? std::sqrt(update->update_sq) /
                                     std::sqrt(update->weight_sq_before)
                               : 0.0);
     out->set_unchanged(update->unchanged);
   } else {
+    // Padding entries are exactly 0 and add nothing to the norm.
+    out->set_weight_l2_norm(
+        std::sqrt(SumOfSquares(tensor.value, tensor.elements)));
     out->set_update_ratio(0.0);
     out->set_unchanged(true);
   }

@@ -1,5 +1,7 @@
 #include "engine/optimizer.h"
 
+#include <omp.h>
+
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -292,9 +294,11 @@ TEST(OptimizerTest, GradScaleMultipliesGradientButNotDecay) {
 }
 
 TEST(OptimizerTest, ReportsNormsOfWeightsAndAppliedUpdate) {
-  // Sizes around the lane width and the chunk length, with a tail.
+  // Sizes around the lane width and the chunk length, with a tail, and
+  // one that the job's threads share.
+  omp_set_num_threads(2);
   for (const int64_t n : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{1023},
-                          int64_t{1025}, int64_t{10007}}) {
+                          int64_t{1025}, int64_t{10007}, int64_t{200003}}) {
     std::vector<float> a(n), ga(n), b(3), gb(3);
     for (int64_t i = 0; i < n; ++i) {
       a[i] = 0.001f * static_cast<float>((i * 37) % 101) - 0.05f;
@@ -310,19 +314,24 @@ TEST(OptimizerTest, ReportsNormsOfWeightsAndAppliedUpdate) {
     for (int step = 0; step < 2; ++step) {
       const std::vector<float> before = a;
       optimizer.Step(0.5, 1.0f, results);
-      double weight_sq = 0, update_sq = 0;
+      double weight_sq = 0, weight_sq_after = 0, update_sq = 0;
       for (int64_t i = 0; i < n; ++i) {
         weight_sq += static_cast<double>(before[i]) * before[i];
+        weight_sq_after += static_cast<double>(a[i]) * a[i];
         const double d = static_cast<double>(a[i]) - before[i];
         update_sq += d * d;
       }
       EXPECT_NEAR(results[0].weight_sq_before, weight_sq, 1e-6 * weight_sq)
+          << "n=" << n;
+      EXPECT_NEAR(results[0].weight_sq_after, weight_sq_after,
+                  1e-6 * weight_sq_after)
           << "n=" << n;
       EXPECT_NEAR(results[0].update_sq, update_sq, 1e-6 * update_sq)
           << "n=" << n;
       EXPECT_FALSE(results[0].unchanged);
       // The second tensor has no gradient and no momentum yet: 1 + 4 + 4.
       EXPECT_DOUBLE_EQ(results[1].weight_sq_before, 9.0);
+      EXPECT_DOUBLE_EQ(results[1].weight_sq_after, 9.0);
       EXPECT_EQ(results[1].update_sq, 0.0);
       EXPECT_TRUE(results[1].unchanged);
     }
@@ -360,6 +369,39 @@ TEST(OptimizerTest, ZeroGradientLeavesWeightsBitIdentical) {
   EXPECT_EQ(one_ulp.w[0], 1.0f);
   EXPECT_EQ(one_ulp.w[1], std::nextafter(1.0f, 0.0f));
   EXPECT_NEAR(r.update_sq, FLT_EPSILON * FLT_EPSILON / 4, 1e-20);
+}
+
+TEST(OptimizerTest, WeightsDoNotDependOnTheThreadCount) {
+  // Large enough to be split among threads, with a tail that is not a
+  // whole chunk.
+  constexpr int64_t kSize = 300001;
+  std::vector<float> initial(kSize);
+  std::vector<std::vector<float>> grads(3, std::vector<float>(kSize));
+  for (int64_t i = 0; i < kSize; ++i) {
+    initial[i] = 0.01f * static_cast<float>((i * 31) % 199) - 1.0f;
+    for (int s = 0; s < 3; ++s) {
+      grads[s][i] = 0.001f * static_cast<float>((i * (7 + s)) % 53) - 0.02f;
+    }
+  }
+  for (const OptimizerSpec::Kind kind :
+       {OptimizerSpec::SGD, OptimizerSpec::ADAM, OptimizerSpec::RMSPROP}) {
+    OptimizerSpec spec = Spec(kind, 0.01);
+    spec.set_momentum(kind == OptimizerSpec::SGD ? 0.9 : 0.0);
+    std::vector<std::vector<float>> finals;
+    for (const int threads : {1, 2, 3}) {
+      omp_set_num_threads(threads);
+      OneTensor t(spec, initial);
+      for (const std::vector<float>& g : grads) t.Step(g, 0.01);
+      finals.push_back(t.w);
+    }
+    for (size_t k = 1; k < finals.size(); ++k) {
+      EXPECT_EQ(std::memcmp(finals[0].data(), finals[k].data(),
+                            kSize * sizeof(float)),
+                0)
+          << kind << " with " << k + 1 << " threads";
+    }
+  }
+  omp_set_num_threads(1);
 }
 
 TEST(OptimizerTest, StepAllocatesNothing) {

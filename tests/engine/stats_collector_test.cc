@@ -201,13 +201,23 @@ TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
   ASSERT_NE(model, nullptr);
   ForwardBackward(*model, 3);
   StatsCollector collector(spec.monitoring(), *model);
+  // The weight norm is the one the optimizer summed as it wrote the
+  // weights: given here as a figure no other pass would produce.
   std::vector<UpdateResult> updates(4);
-  updates[0] = {4.0, 0.01, false};  // ratio 0.1 / 2
-  updates[1] = {0.0, 0.25, false};  // zero weights: ratio 0
-  updates[2] = {9.0, 0.0, true};
-  updates[3] = {1.0, 1.0, false};
+  updates[0] = {4.0, 6.25, 0.01, false};  // ratio 0.1 / 2
+  updates[1] = {0.0, 0.5, 0.25, false};   // zero weights: ratio 0
+  updates[2] = {9.0, 9.0, 0.0, true};
+  updates[3] = {1.0, 4.0, 1.0, false};
   v1::StepStats stats;
   collector.Collect(*model, updates, &stats);
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_DOUBLE_EQ(stats.layers(k / 2).params(k % 2).weight_l2_norm(),
+                     std::sqrt(updates[k].weight_sq_after))
+        << k;
+  }
+  // Without the optimizer's figures, the norm is summed from the weights.
+  v1::StepStats no_update_stats;
+  collector.Collect(*model, {}, &no_update_stats);
 
   const std::vector<ParamTensor> tensors = model->ParamTensors();
   const auto plain = model->Export();
@@ -236,7 +246,8 @@ TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
       EXPECT_NEAR(s.grad_l2_norm(), std::sqrt(g_sq), 1e-6 * std::sqrt(g_sq));
       EXPECT_NEAR(s.grad_mean_abs(), g_abs / real, 1e-6 * g_abs / real);
       EXPECT_DOUBLE_EQ(s.grad_max_abs(), g_max);
-      EXPECT_NEAR(s.weight_l2_norm(), std::sqrt(w_sq), 1e-9);
+      EXPECT_NEAR(no_update_stats.layers(l).params(t).weight_l2_norm(),
+                  std::sqrt(w_sq), 1e-9);
     }
   }
   EXPECT_DOUBLE_EQ(stats.layers(0).params(0).update_ratio(), 0.05);
@@ -266,7 +277,8 @@ TEST(StatsCollectorTest, CollectGradientsReturnsTheGlobalNorm) {
       sum_squares += static_cast<double>(t.grad[i]) * t.grad[i];
     }
   }
-  const std::vector<UpdateResult> updates(6, UpdateResult{2.0, 0.5, false});
+  const std::vector<UpdateResult> updates(6,
+                                          UpdateResult{2.0, 3.0, 0.5, false});
 
   StatsCollector split(spec.monitoring(), *model);
   v1::StepStats split_stats;
