@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -41,15 +42,18 @@ std::string StateName(v1::JobState state) {
 }  // namespace
 
 struct JobManager::Entry {
-  Entry(std::string job_id, uint64_t creation_index, v1::JobSpec job_spec,
-        int64_t max_watchers)
+  Entry(std::string job_id, uint64_t creation_index, std::string job_owner,
+        v1::JobSpec job_spec, int64_t max_watchers)
       : id(std::move(job_id)),
         creation(creation_index),
+        owner(std::move(job_owner)),
         spec(std::move(job_spec)),
         history(std::make_shared<JobHistory>(id, max_watchers)) {}
 
   const std::string id;
   const uint64_t creation;
+  // Also in the record; kept here to check access without the entry's lock.
+  const std::string owner;
   const v1::JobSpec spec;
   const std::shared_ptr<JobHistory> history;
   engine::CancellationToken cancel;
@@ -94,7 +98,7 @@ absl::Status JobManager::Recover() {
     {
       absl::MutexLock lock(&mu_);
       entry = std::make_shared<Entry>(record.id(), next_creation_++,
-                                      std::move(spec),
+                                      record.owner(), std::move(spec),
                                       options_.max_watchers_per_job);
       jobs_[entry->id] = entry;
       by_creation_[entry->creation] = entry;
@@ -171,7 +175,8 @@ void JobManager::ReportStoreError(const std::string& job_id,
 
 JobManager::~JobManager() { Shutdown(absl::ZeroDuration()); }
 
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec,
+                                           const std::string& owner) {
   std::string id;
   uint64_t creation = 0;
   {
@@ -191,11 +196,12 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
     } while (jobs_.contains(id));
     creation = next_creation_++;
   }
-  auto entry = std::make_shared<Entry>(id, creation, spec,
+  auto entry = std::make_shared<Entry>(id, creation, owner, spec,
                                        options_.max_watchers_per_job);
   {
     absl::MutexLock entry_lock(&entry->mu);
     entry->record.set_id(id);
+    entry->record.set_owner(owner);
     entry->record.set_state(v1::QUEUED);
     *entry->record.mutable_create_time() = ToTimestamp(absl::Now());
   }
@@ -203,9 +209,13 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   // RUNNING first, and no lock is held while the store writes.
   PersistRecord(*entry);
   EmitState(entry, v1::QUEUED, "accepted");
-  LogJob(id, spec.name().empty()
-                 ? std::string("queued")
-                 : absl::StrCat("queued \"", spec.name(), "\""));
+  // The name is the client's: escaped, so that it cannot forge log lines.
+  std::string log_line =
+      spec.name().empty()
+          ? std::string("queued")
+          : absl::StrCat("queued \"", absl::CHexEscape(spec.name()), "\"");
+  if (!owner.empty()) absl::StrAppend(&log_line, " for ", owner);
+  LogJob(id, log_line);
   bool queued = false;
   {
     absl::MutexLock lock(&mu_);
@@ -226,21 +236,25 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
 }
 
 std::shared_ptr<JobManager::Entry> JobManager::Find(
-    const std::string& job_id) const {
+    const std::string& job_id, const Principal& caller) const {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  return it == jobs_.end() ? nullptr : it->second;
+  if (it == jobs_.end() || !caller.CanAccess(it->second->owner)) return nullptr;
+  return it->second;
 }
 
 namespace {
+// Also the answer for another principal's job: the same message, so that a
+// caller cannot tell which ids exist.
 absl::Status UnknownJob(const std::string& job_id) {
   return absl::NotFoundError(absl::StrCat("job \"", job_id, "\" not found"));
 }
 }  // namespace
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id,
-                                        bool with_spec) const {
-  std::shared_ptr<Entry> entry = Find(job_id);
+                                        bool with_spec,
+                                        const Principal& caller) const {
+  std::shared_ptr<Entry> entry = Find(job_id, caller);
   if (entry == nullptr) return UnknownJob(job_id);
   v1::Job job;
   {
@@ -252,7 +266,7 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id,
 }
 
 absl::StatusOr<v1::ListJobsResponse> JobManager::List(
-    const v1::ListJobsRequest& request) const {
+    const v1::ListJobsRequest& request, const Principal& caller) const {
   if (request.page_size() > kMaxPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size must be in [0, ",
                                                    kMaxPageSize, "], got ",
@@ -275,6 +289,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(
   while (it != by_creation_.begin()) {
     --it;
     const Entry& entry = *it->second;
+    if (!caller.CanAccess(entry.owner)) continue;
     absl::MutexLock entry_lock(&entry.mu);
     if (request.state() != v1::JOB_STATE_UNSPECIFIED &&
         entry.record.state() != request.state()) {
@@ -290,13 +305,16 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(
   return response;
 }
 
-absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id,
+                                           const Principal& caller) {
   std::shared_ptr<Entry> entry;
   bool was_queued = false;
   {
     absl::MutexLock lock(&mu_);
     auto found = jobs_.find(job_id);
-    if (found == jobs_.end()) return UnknownJob(job_id);
+    if (found == jobs_.end() || !caller.CanAccess(found->second->owner)) {
+      return UnknownJob(job_id);
+    }
     entry = found->second;
     auto queued = std::find(queue_.begin(), queue_.end(), entry);
     if (queued != queue_.end()) {
@@ -314,8 +332,8 @@ absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
 }
 
 absl::StatusOr<std::shared_ptr<JobHistory>> JobManager::History(
-    const std::string& job_id) const {
-  std::shared_ptr<Entry> entry = Find(job_id);
+    const std::string& job_id, const Principal& caller) const {
+  std::shared_ptr<Entry> entry = Find(job_id, caller);
   if (entry == nullptr) return UnknownJob(job_id);
   return entry->history;
 }
@@ -352,8 +370,8 @@ absl::StatusOr<std::shared_ptr<engine::Trainer>> JobManager::TrainerFor(
 }
 
 absl::StatusOr<v1::PredictResponse> JobManager::Predict(
-    const v1::PredictRequest& request) const {
-  std::shared_ptr<Entry> entry = Find(request.job_id());
+    const v1::PredictRequest& request, const Principal& caller) const {
+  std::shared_ptr<Entry> entry = Find(request.job_id(), caller);
   if (entry == nullptr) return UnknownJob(request.job_id());
   if (request.inputs_size() < 1 || request.inputs_size() > kMaxPredictRows) {
     return absl::InvalidArgumentError(
@@ -369,9 +387,9 @@ absl::StatusOr<v1::PredictResponse> JobManager::Predict(
   }
 }
 
-absl::StatusOr<v1::Model> JobManager::GetModel(
-    const std::string& job_id) const {
-  std::shared_ptr<Entry> entry = Find(job_id);
+absl::StatusOr<v1::Model> JobManager::GetModel(const std::string& job_id,
+                                               const Principal& caller) const {
+  std::shared_ptr<Entry> entry = Find(job_id, caller);
   if (entry == nullptr) return UnknownJob(job_id);
   {
     absl::MutexLock lock(&entry->mu);

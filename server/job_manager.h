@@ -19,6 +19,7 @@
 #include "server/job_history.h"
 #include "server/job_observer.h"
 #include "server/job_store.h"
+#include "server/principal.h"
 
 namespace gradwatch::engine {
 class Trainer;
@@ -53,6 +54,12 @@ struct JobManagerOptions {
 /// through to it, and Create recovers the stored jobs: finished ones as
 /// they were, queued or running ones as INTERRUPTED.
 ///
+/// A job belongs to the principal that submitted it (Job.owner). Every
+/// look-up takes the caller: a job the caller may not access
+/// (Principal::CanAccess) is NOT_FOUND with the very message of an unknown
+/// id, and List leaves it out. The default caller, the anonymous admin,
+/// reaches every job.
+///
 /// Specs must have passed engine::ValidateJobSpec and CheckLimits.
 /// Thread-safe; the destructor shuts down with no grace period.
 class JobManager {
@@ -65,38 +72,48 @@ class JobManager {
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
-  /// Queues a job and returns its record (state QUEUED) at once.
-  /// RESOURCE_EXHAUSTED when the queue is full; UNAVAILABLE once shutting
-  /// down.
-  absl::StatusOr<gradwatch::v1::Job> Submit(const gradwatch::v1::JobSpec& spec);
+  /// Queues a job owned by `owner` and returns its record (state QUEUED)
+  /// at once. RESOURCE_EXHAUSTED when the queue is full; UNAVAILABLE once
+  /// shutting down.
+  absl::StatusOr<gradwatch::v1::Job> Submit(const gradwatch::v1::JobSpec& spec,
+                                            const std::string& owner = "");
 
-  /// The job's record, with its spec when `with_spec`. NOT_FOUND if unknown.
-  absl::StatusOr<gradwatch::v1::Job> Get(const std::string& job_id,
-                                         bool with_spec) const;
+  /// The job's record, with its spec when `with_spec`. NOT_FOUND if unknown
+  /// (to `caller`).
+  absl::StatusOr<gradwatch::v1::Job> Get(
+      const std::string& job_id, bool with_spec,
+      const Principal& caller = Principal::AnonymousAdmin()) const;
 
-  /// Newest first, paged, optionally only one state. INVALID_ARGUMENT for
-  /// a page_size over 1000 or a page_token this manager did not issue.
+  /// The jobs `caller` may access, newest first, paged, optionally only one
+  /// state. INVALID_ARGUMENT for a page_size over 1000 or a page_token this
+  /// manager did not issue.
   absl::StatusOr<gradwatch::v1::ListJobsResponse> List(
-      const gradwatch::v1::ListJobsRequest& request) const;
+      const gradwatch::v1::ListJobsRequest& request,
+      const Principal& caller = Principal::AnonymousAdmin()) const;
 
   /// Cancels a queued job at once, a running one at its next step; a
   /// finished job is returned unchanged. NOT_FOUND if unknown.
-  absl::StatusOr<gradwatch::v1::Job> Cancel(const std::string& job_id);
+  absl::StatusOr<gradwatch::v1::Job> Cancel(
+      const std::string& job_id,
+      const Principal& caller = Principal::AnonymousAdmin());
 
   /// The job's history, for streams. NOT_FOUND if unknown.
   absl::StatusOr<std::shared_ptr<JobHistory>> History(
-      const std::string& job_id) const;
+      const std::string& job_id,
+      const Principal& caller = Principal::AnonymousAdmin()) const;
 
   /// Runs the job's model. NOT_FOUND if unknown; FAILED_PRECONDITION
   /// before the job's trainer exists (queued, or failed before training).
   /// May take a while: call it off gRPC's callback threads.
   absl::StatusOr<gradwatch::v1::PredictResponse> Predict(
-      const gradwatch::v1::PredictRequest& request) const;
+      const gradwatch::v1::PredictRequest& request,
+      const Principal& caller = Principal::AnonymousAdmin()) const;
 
   /// The job's current parameters (a recovered job: its stored model);
   /// errors as Predict.
   absl::StatusOr<gradwatch::v1::Model> GetModel(
-      const std::string& job_id) const;
+      const std::string& job_id,
+      const Principal& caller = Principal::AnonymousAdmin()) const;
 
   /// Refuses new jobs, interrupts the queued ones, lets running jobs go on
   /// for up to `grace`, then stops them (INTERRUPTED) and joins the
@@ -122,7 +139,9 @@ class JobManager {
   absl::StatusOr<std::shared_ptr<engine::Trainer>> TrainerFor(
       const std::shared_ptr<Entry>& entry) const;
 
-  std::shared_ptr<Entry> Find(const std::string& job_id) const;
+  // Null when the job is unknown or `caller` may not access it.
+  std::shared_ptr<Entry> Find(const std::string& job_id,
+                              const Principal& caller) const;
   void WorkerLoop();
   void RunJob(const std::shared_ptr<Entry>& entry);
   // Ends a job that never reached Run: a summary and the final state.
