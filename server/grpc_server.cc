@@ -49,12 +49,13 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   if (!jobs.ok()) return jobs.status();
   server->jobs_ = std::move(*jobs);
   server->service_ = std::make_unique<TrainerService>(
-      options.limits, server->jobs_.get(), options.job_observer);
+      options.limits, server->jobs_.get(), options.job_observer,
+      &server->options_.auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options.listen, MakeServerCredentials(options.tls),
                            &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
       options.limits.max_message_bytes, std::numeric_limits<int>::max())));
@@ -69,10 +70,45 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        options.tls.enabled()
+            ? " (or the TLS setup was refused: is --tls_key the key of "
+              "--tls_cert?)"
+            : ""));
   }
   return server;
+}
+
+std::string GrpcServer::ExposureWarning() const {
+  const bool tls = options_.tls.enabled();
+  const bool auth = options_.auth.requires_token();
+  if (IsLoopbackHost(host_) || (tls && auth)) return "";
+  const std::string where = absl::StrCat(host_, ":", port_);
+  if (!tls && !auth) {
+    return absl::StrCat(
+        "gradwatch-server: WARNING: listening on ", where,
+        " without TLS (--tls_cert, --tls_key) and without authentication "
+        "(--auth_tokens_file): anyone who reaches this port can submit, "
+        "read, cancel and download jobs, and read the traffic");
+  }
+  if (!tls) {
+    return absl::StrCat(
+        "gradwatch-server: WARNING: listening on ", where,
+        " without TLS (--tls_cert, --tls_key): bearer tokens, specs and "
+        "models cross the network in plaintext");
+  }
+  if (options_.tls.mutual()) {
+    return absl::StrCat(
+        "gradwatch-server: WARNING: listening on ", where,
+        " without authentication (--auth_tokens_file): every client with a "
+        "certificate of --tls_client_ca can submit, read, cancel and "
+        "download every job");
+  }
+  return absl::StrCat(
+      "gradwatch-server: WARNING: listening on ", where,
+      " without authentication (--auth_tokens_file): anyone who reaches "
+      "this port can submit, read, cancel and download jobs");
 }
 
 void GrpcServer::Shutdown() {

@@ -8,9 +8,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/auth.h"
 #include "server/job_observer.h"
 #include "server/job_store.h"
 #include "server/limits.h"
+#include "server/tls_credentials.h"
 
 namespace gradwatch::server {
 
@@ -36,11 +38,19 @@ struct ServerOptions {
   JobStore* store = nullptr;
   /// How long finished jobs are kept after they ended.
   absl::Duration retention = absl::InfiniteDuration();
+  /// TLS on the gRPC port (mutual when it has a client CA); default
+  /// plaintext.
+  ServerTls tls;
+  /// Checks every Trainer call's bearer token; default: no tokens, every
+  /// caller is an anonymous admin.
+  Authenticator auth;
 };
 
 /// The gradwatch gRPC server: the Trainer service over a JobManager, the
 /// standard health service (grpc.health.v1.Health, SERVING while up) and
-/// server reflection. Thread-safe; Shutdown may be called from any thread.
+/// server reflection, over TLS or plaintext. Bearer tokens guard the
+/// Trainer service only: health and reflection (the public schema) stay
+/// open. Thread-safe; Shutdown may be called from any thread.
 class GrpcServer {
  public:
   /// Binds and starts serving. UNAVAILABLE if the address cannot be bound.
@@ -52,6 +62,10 @@ class GrpcServer {
   int port() const { return port_; }
   /// The host part of ServerOptions.listen.
   const std::string& host() const { return host_; }
+
+  /// One line saying what is missing when the server listens beyond
+  /// loopback without TLS or without tokens; empty otherwise.
+  std::string ExposureWarning() const;
 
   /// Reports NOT_SERVING, refuses new jobs, lets running jobs finish
   /// within the shutdown grace (then marks them INTERRUPTED), lets their

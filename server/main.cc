@@ -9,19 +9,23 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/auth.h"
 #include "server/grpc_server.h"
 #include "server/limits.h"
 #include "server/metrics_exporter.h"
 #include "server/signal_waiter.h"
 #include "server/sqlite_job_store.h"
+#include "server/tls_credentials.h"
 
 namespace {
 
@@ -99,6 +103,19 @@ ABSL_FLAG(std::string, metrics_port_file, "",
 ABSL_FLAG(absl::Duration, metrics_retention, absl::Minutes(10),
           "How long a finished job's series stay on /metrics; keep it longer "
           "than the slowest alert's `for` plus a scrape interval.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the gRPC port; with --tls_key the port "
+          "speaks TLS only. Empty: plaintext (keep it on loopback).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificate(s) for mutual TLS: a client must present a "
+          "certificate signed by one of them. Needs --tls_cert.");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "File of bearer tokens, one `TOKEN PRINCIPAL [admin]` per line "
+          "('#' starts a comment; see docs/security.md). Every Trainer call "
+          "must then send `authorization: Bearer TOKEN`; a principal sees only "
+          "its own jobs, an admin every job. Empty: no authentication, every "
+          "caller is an admin.");
 ABSL_FLAG(double, dead_neuron_alert_threshold, 0.5,
           "Dead-neuron ratio above which GradwatchDeadNeuronRatioHigh fires; "
           "exported as gradwatch_dead_neuron_alert_threshold, which the rule "
@@ -156,6 +173,26 @@ int main(int argc, char** argv) {
   if (options.retention <= absl::ZeroDuration()) {
     std::fprintf(stderr, "--retention must be positive\n");
     return 2;
+  }
+  absl::StatusOr<gradwatch::server::ServerTls> tls =
+      gradwatch::server::LoadServerTls(absl::GetFlag(FLAGS_tls_cert),
+                                       absl::GetFlag(FLAGS_tls_key),
+                                       absl::GetFlag(FLAGS_tls_client_ca));
+  if (!tls.ok()) {
+    std::fprintf(stderr, "gradwatch-server: %s\n",
+                 std::string(tls.status().message()).c_str());
+    return 2;
+  }
+  options.tls = std::move(*tls);
+  const std::string tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  if (!tokens_file.empty()) {
+    auto auth = gradwatch::server::Authenticator::FromFile(tokens_file);
+    if (!auth.ok()) {
+      std::fprintf(stderr, "gradwatch-server: --auth_tokens_file: %s\n",
+                   std::string(auth.status().message()).c_str());
+      return 2;
+    }
+    options.auth = std::move(*auth);
   }
 
   // Before the server: it must outlive the job manager that writes to it,
@@ -222,9 +259,18 @@ int main(int argc, char** argv) {
   if (!port_file.empty()) {
     if (!WritePortFile(port_file, (*server)->port())) return 1;
   }
-  std::printf("gradwatch-server listening on %s:%d\n",
-              (*server)->host().c_str(), (*server)->port());
+  std::printf(
+      "gradwatch-server listening on %s:%d (%s, %s)\n",
+      (*server)->host().c_str(), (*server)->port(),
+      !options.tls.enabled() ? "plaintext"
+      : options.tls.mutual() ? "mutual TLS"
+                             : "TLS",
+      options.auth.requires_token()
+          ? absl::StrCat(options.auth.token_count(), " bearer tokens").c_str()
+          : "no authentication");
   std::fflush(stdout);
+  const std::string warning = (*server)->ExposureWarning();
+  if (!warning.empty()) std::fprintf(stderr, "%s\n", warning.c_str());
 
   const int signal_number = gradwatch::server::WaitForTerminationSignal();
   std::fprintf(stderr, "gradwatch-server: signal %d, shutting down\n",

@@ -31,8 +31,8 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
 }  // namespace
 
 TrainerService::TrainerService(const ServerLimits& limits, JobManager* jobs,
-                               JobObserver* observer)
-    : limits_(limits), jobs_(jobs), observer_(observer) {}
+                               JobObserver* observer, const Authenticator* auth)
+    : limits_(limits), jobs_(jobs), observer_(observer), auth_(auth) {}
 
 absl::Status TrainerService::AdmitSpec(const v1::JobSpec& spec) const {
   absl::Status valid = engine::ValidateJobSpec(spec);
@@ -40,18 +40,28 @@ absl::Status TrainerService::AdmitSpec(const v1::JobSpec& spec) const {
   return CheckLimits(spec, limits_);
 }
 
+absl::StatusOr<Principal> TrainerService::Caller(
+    const grpc::CallbackServerContext& context) const {
+  if (auth_ == nullptr) return Principal::AnonymousAdmin();
+  return auth_->Authenticate(context);
+}
+
 grpc::ServerUnaryReactor* TrainerService::SubmitJob(
     grpc::CallbackServerContext* context, const v1::SubmitJobRequest* request,
     v1::Job* response) {
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
   absl::Status admitted = AdmitSpec(request->spec());
   if (!admitted.ok()) return FinishUnary(context, admitted);
-  return FinishUnary(context, jobs_->Submit(request->spec()), response);
+  return FinishUnary(context, jobs_->Submit(request->spec(), caller->name),
+                     response);
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::WatchJob(
-    grpc::CallbackServerContext* /*context*/,
-    const v1::WatchJobRequest* request) {
-  auto history = jobs_->History(request->job_id());
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return WatchReactor::Fail(ToGrpcStatus(caller.status()));
+  auto history = jobs_->History(request->job_id(), *caller);
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));
   // Closing a watch never cancels the job: no cancel hook.
   return WatchReactor::Start(std::move(*history), request->from_step(), nullptr,
@@ -59,10 +69,12 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::WatchJob(
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::Train(
-    grpc::CallbackServerContext* /*context*/, const v1::TrainRequest* request) {
+    grpc::CallbackServerContext* context, const v1::TrainRequest* request) {
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return WatchReactor::Fail(ToGrpcStatus(caller.status()));
   absl::Status admitted = AdmitSpec(request->spec());
   if (!admitted.ok()) return WatchReactor::Fail(ToGrpcStatus(admitted));
-  auto job = jobs_->Submit(request->spec());
+  auto job = jobs_->Submit(request->spec(), caller->name);
   if (!job.ok()) return WatchReactor::Fail(ToGrpcStatus(job.status()));
   auto history = jobs_->History(job->id());
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));
@@ -76,45 +88,61 @@ grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::Train(
 grpc::ServerUnaryReactor* TrainerService::GetJob(
     grpc::CallbackServerContext* context, const v1::GetJobRequest* request,
     v1::Job* response) {
-  return FinishUnary(context, jobs_->Get(request->job_id(), /*with_spec=*/true),
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return FinishUnary(context,
+                     jobs_->Get(request->job_id(), /*with_spec=*/true, *caller),
                      response);
 }
 
 grpc::ServerUnaryReactor* TrainerService::ListJobs(
     grpc::CallbackServerContext* context, const v1::ListJobsRequest* request,
     v1::ListJobsResponse* response) {
-  return FinishUnary(context, jobs_->List(*request), response);
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return FinishUnary(context, jobs_->List(*request, *caller), response);
 }
 
 grpc::ServerUnaryReactor* TrainerService::CancelJob(
     grpc::CallbackServerContext* context, const v1::CancelJobRequest* request,
     v1::Job* response) {
-  return FinishUnary(context, jobs_->Cancel(request->job_id()), response);
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
+  return FinishUnary(context, jobs_->Cancel(request->job_id(), *caller),
+                     response);
 }
 
 grpc::ServerUnaryReactor* TrainerService::Predict(
     grpc::CallbackServerContext* context, const v1::PredictRequest* request,
     v1::PredictResponse* response) {
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // The request and response live until Finish; the forward pass runs
   // off gRPC's threads.
-  blocking_work_.Post([this, request, response, reactor] {
-    absl::StatusOr<v1::PredictResponse> result = jobs_->Predict(*request);
-    if (result.ok()) *response = std::move(*result);
-    reactor->Finish(ToGrpcStatus(result.status()));
-  });
+  blocking_work_.Post(
+      [this, request, response, reactor, caller = std::move(*caller)] {
+        absl::StatusOr<v1::PredictResponse> result =
+            jobs_->Predict(*request, caller);
+        if (result.ok()) *response = std::move(*result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* TrainerService::GetModel(
     grpc::CallbackServerContext* context, const v1::GetModelRequest* request,
     v1::Model* response) {
+  absl::StatusOr<Principal> caller = Caller(*context);
+  if (!caller.ok()) return FinishUnary(context, caller.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  blocking_work_.Post([this, request, response, reactor] {
-    absl::StatusOr<v1::Model> result = jobs_->GetModel(request->job_id());
-    if (result.ok()) *response = std::move(*result);
-    reactor->Finish(ToGrpcStatus(result.status()));
-  });
+  blocking_work_.Post(
+      [this, request, response, reactor, caller = std::move(*caller)] {
+        absl::StatusOr<v1::Model> result =
+            jobs_->GetModel(request->job_id(), caller);
+        if (result.ok()) *response = std::move(*result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
   return reactor;
 }
 

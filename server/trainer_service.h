@@ -4,10 +4,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
+#include "server/auth.h"
 #include "server/job_manager.h"
 #include "server/job_observer.h"
 #include "server/limits.h"
+#include "server/principal.h"
 #include "server/task_runner.h"
 
 namespace gradwatch::server {
@@ -15,14 +18,18 @@ namespace gradwatch::server {
 /// The gradwatch.v1.Trainer service on gRPC's callback API, over a
 /// JobManager. Handlers never train or wait: record look-ups answer
 /// inline, Predict and GetModel run on the service's TaskRunner, streams
-/// are WatchReactors reading job histories. Thread-safe: gRPC calls the
-/// handlers from its own threads concurrently.
+/// are WatchReactors reading job histories. Every handler first asks the
+/// Authenticator who calls, and reaches only the jobs that principal may
+/// access. Thread-safe: gRPC calls the handlers from its own threads
+/// concurrently.
 class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
  public:
-  /// `jobs`, and `observer` (told about streams; may be null), must
-  /// outlive the service and every call it serves.
+  /// `jobs`, `observer` (told about streams; may be null) and `auth`
+  /// (null: every caller is the anonymous admin) must outlive the service
+  /// and every call it serves.
   TrainerService(const ServerLimits& limits, JobManager* jobs,
-                 JobObserver* observer = nullptr);
+                 JobObserver* observer = nullptr,
+                 const Authenticator* auth = nullptr);
 
   grpc::ServerUnaryReactor* SubmitJob(
       grpc::CallbackServerContext* context,
@@ -58,10 +65,14 @@ class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
   // The admission check every submitted spec goes through: the engine's
   // single validation point, then the server's limits.
   absl::Status AdmitSpec(const gradwatch::v1::JobSpec& spec) const;
+  // The principal making the call, or UNAUTHENTICATED.
+  absl::StatusOr<Principal> Caller(
+      const grpc::CallbackServerContext& context) const;
 
   const ServerLimits limits_;
   JobManager* const jobs_;
   JobObserver* const observer_;
+  const Authenticator* const auth_;
   TaskRunner blocking_work_{2};
 };
 
