@@ -97,6 +97,17 @@ constexpr Flag kFlags[] = {
      nullptr},
     {"quiet", nullptr, "print only the outcome (the job's summary) and\nerrors",
      nullptr},
+    {"tls-ca", "FILE",
+     "speak TLS, trusting the server's certificate\nif this PEM CA signed "
+     "it (without it, a\n--tls-cert client trusts the system's roots)",
+     nullptr},
+    {"tls-cert", "FILE",
+     "PEM client certificate for mutual TLS (with\n--tls-key)", nullptr},
+    {"tls-key", "FILE", "PEM private key of --tls-cert", nullptr},
+    {"token", "TOKEN",
+     "bearer token sent with every call; default\n$GRADWATCH_TOKEN (which, "
+     "unlike the command\nline, other users cannot see in ps)",
+     nullptr},
     {"help", nullptr, "describe the command or a subcommand", nullptr},
     {"local", nullptr, "train in this process, without a server", "train"},
     {"from-step", "N", "replay events from step N on; default 0 (all)",
@@ -121,8 +132,9 @@ const Subcommand* FindSubcommand(absl::string_view name) {
 }
 
 const Flag* FindFlag(absl::string_view name) {
+  const std::string hyphenated = absl::StrReplaceAll(name, {{"_", "-"}});
   for (const Flag& flag : kFlags) {
-    if (name == flag.name) return &flag;
+    if (hyphenated == flag.name) return &flag;
   }
   return nullptr;
 }
@@ -211,6 +223,15 @@ absl::Status ApplyFlag(const Flag& flag, absl::string_view value,
     }
   } else if (name == "quiet") {
     line->quiet = true;
+  } else if (name == "tls-ca" || name == "tls-cert" || name == "tls-key") {
+    if (value.empty()) return UsageError(absl::StrCat("--", name, " is empty"));
+    (name == "tls-ca"     ? line->tls_ca
+     : name == "tls-cert" ? line->tls_cert
+                          : line->tls_key) = std::string(value);
+  } else if (name == "token") {
+    // Never echoed: the value is a secret.
+    if (value.empty()) return UsageError("--token is empty");
+    line->token = std::string(value);
   } else if (name == "local") {
     line->local = true;
   } else if (name == "from-step") {
@@ -349,6 +370,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(
   if (line.command == "plot" && line.out.empty()) {
     return UsageError("plot needs the output file: -o FILE.svg");
   }
+  if (line.tls_cert.empty() != line.tls_key.empty()) {
+    return UsageError(line.tls_cert.empty() ? "--tls-key needs --tls-cert"
+                                            : "--tls-cert needs --tls-key");
+  }
   return line;
 }
 
@@ -372,7 +397,8 @@ std::string UsageText() {
       "\nSpecs are JobSpec messages in protobuf's JSON mapping (see "
       "examples/).\n"
       "Flags may come before or after the subcommand; --flag=value and\n"
-      "--flag value are both accepted.\n\n"
+      "--flag value are both accepted, and '_' may stand for '-' in a\n"
+      "flag's name (--tls_ca).\n\n"
       "exit codes:\n"
       "  0  success (for train and watch: the job SUCCEEDED; health: SERVING)\n"
       "  1  the server answered with an error, or a local step failed (spec\n"

@@ -43,6 +43,12 @@ struct CommandLine {
   absl::Duration connect_timeout = absl::Seconds(5);
   OutputMode output = OutputMode::kAuto;
   bool quiet = false;
+  /// --tls-ca, --tls-cert, --tls-key: PEM files; any of them turns TLS on.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  /// --token; empty: GRADWATCH_TOKEN, if set, is sent instead.
+  std::string token;
 
   /// train --local
   bool local = false;
@@ -58,7 +64,9 @@ struct CommandLine {
 
 /// Parses the arguments after the program name. `server_env` is the value
 /// of GRADWATCH_SERVER, if set. Usage errors are INVALID_ARGUMENT with a
-/// message for the user ("unknown subcommand 'frob'"). Thread-safe.
+/// message for the user ("unknown subcommand 'frob'"). Flag names may use
+/// '_' for '-' (--tls_ca is --tls-ca), as the server's flags do.
+/// Thread-safe.
 absl::StatusOr<CommandLine> ParseCommandLine(
     const std::vector<std::string>& args,
     std::optional<std::string> server_env);

@@ -79,7 +79,9 @@ const char* ServingStatusName(ServingStatus status) {
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
     const std::string& target, const ClientOptions& options) {
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+      grpc::CreateChannel(target, options.credentials != nullptr
+                                      ? options.credentials
+                                      : grpc::InsecureChannelCredentials());
   auto client = std::make_unique<Client>(channel, target, options);
   // Wait for READY, but give up at the first failed attempt: a refused
   // connection is reported at once, not after the whole timeout.
@@ -119,13 +121,22 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, std::string target,
       target_(std::move(target)),
       options_(options) {}
 
-void Client::SetDeadline(grpc::ClientContext* context) const {
-  context->set_deadline(absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+void Client::Prepare(grpc::ClientContext* context, bool unary) const {
+  // Per call rather than as call credentials: gRPC sends those over TLS
+  // only, and a plaintext loopback server may want tokens too.
+  if (!options_.token.empty()) {
+    context->AddMetadata("authorization",
+                         absl::StrCat("Bearer ", options_.token));
+  }
+  if (unary) {
+    context->set_deadline(
+        absl::ToChronoTime(absl::Now() + options_.rpc_timeout));
+  }
 }
 
 absl::StatusOr<v1::Job> Client::SubmitJob(const v1::JobSpec& spec) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  Prepare(&context, /*unary=*/true);
   v1::SubmitJobRequest request;
   *request.mutable_spec() = spec;
   v1::Job job;
@@ -136,7 +147,7 @@ absl::StatusOr<v1::Job> Client::SubmitJob(const v1::JobSpec& spec) {
 
 absl::StatusOr<v1::Job> Client::GetJob(const std::string& job_id) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  Prepare(&context, /*unary=*/true);
   v1::GetJobRequest request;
   request.set_job_id(job_id);
   v1::Job job;
@@ -150,7 +161,7 @@ absl::StatusOr<std::vector<v1::Job>> Client::ListJobs(v1::JobState state) {
   std::string page_token;
   do {
     grpc::ClientContext context;
-    SetDeadline(&context);
+    Prepare(&context, /*unary=*/true);
     v1::ListJobsRequest request;
     request.set_state(state);
     request.set_page_token(page_token);
@@ -168,7 +179,7 @@ absl::StatusOr<std::vector<v1::Job>> Client::ListJobs(v1::JobState state) {
 
 absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  Prepare(&context, /*unary=*/true);
   v1::CancelJobRequest request;
   request.set_job_id(job_id);
   v1::Job job;
@@ -180,7 +191,7 @@ absl::StatusOr<v1::Job> Client::CancelJob(const std::string& job_id) {
 absl::StatusOr<v1::PredictResponse> Client::Predict(
     const std::string& job_id, const std::vector<v1::Example>& inputs) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  Prepare(&context, /*unary=*/true);
   v1::PredictRequest request;
   request.set_job_id(job_id);
   for (const v1::Example& input : inputs) *request.add_inputs() = input;
@@ -193,7 +204,7 @@ absl::StatusOr<v1::PredictResponse> Client::Predict(
 
 absl::StatusOr<v1::Model> Client::GetModel(const std::string& job_id) {
   grpc::ClientContext context;
-  SetDeadline(&context);
+  Prepare(&context, /*unary=*/true);
   v1::GetModelRequest request;
   request.set_job_id(job_id);
   v1::Model model;
@@ -222,6 +233,7 @@ absl::Status Client::ReadStream(Reader* reader, grpc::ClientContext* context,
 absl::Status Client::Train(const v1::JobSpec& spec,
                            const EventHandler& on_event) {
   grpc::ClientContext context;
+  Prepare(&context, /*unary=*/false);
   v1::TrainRequest request;
   *request.mutable_spec() = spec;
   auto reader = stub_->Train(&context, request);
@@ -231,6 +243,7 @@ absl::Status Client::Train(const v1::JobSpec& spec,
 absl::Status Client::WatchJob(const std::string& job_id, uint64_t from_step,
                               const EventHandler& on_event) {
   grpc::ClientContext context;
+  Prepare(&context, /*unary=*/false);
   v1::WatchJobRequest request;
   request.set_job_id(job_id);
   request.set_from_step(from_step);
@@ -241,7 +254,7 @@ absl::Status Client::WatchJob(const std::string& job_id, uint64_t from_step,
 absl::StatusOr<ServingStatus> Client::CheckHealth(const std::string& service) {
   grpc::GenericStub generic(channel_);
   grpc::ClientContext context;
-  SetDeadline(&context);
+  Prepare(&context, /*unary=*/true);
   const std::string request_bytes = EncodeHealthCheckRequest(service);
   grpc::Slice slice(request_bytes);
   grpc::ByteBuffer request(&slice, 1);

@@ -15,6 +15,7 @@
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "gradwatch/v1/trainer.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 
 namespace gradwatch::client {
 
@@ -23,6 +24,11 @@ struct ClientOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   /// Deadline of each unary RPC (streams have none: a job may run long).
   absl::Duration rpc_timeout = absl::Seconds(30);
+  /// How Connect secures the channel (see MakeChannelCredentials); null:
+  /// plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  /// Sent as `authorization: Bearer TOKEN` with every call; empty: none.
+  std::string token;
 };
 
 /// grpc.health.v1.HealthCheckResponse.ServingStatus.
@@ -47,9 +53,10 @@ using EventHandler = std::function<bool(const gradwatch::v1::JobEvent&)>;
 ///   absl::StatusOr<v1::Job> job = (*client)->SubmitJob(spec);
 class Client {
  public:
-  /// Opens a channel and waits until it is ready. UNAVAILABLE "cannot
-  /// reach gradwatch server at TARGET: REASON" when it does not get ready
-  /// within the connect timeout.
+  /// Opens a channel (with the options' credentials) and waits until it
+  /// is ready. UNAVAILABLE "cannot reach gradwatch server at TARGET:
+  /// REASON" when it does not get ready within the connect timeout (a
+  /// failed TLS handshake included).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(
       const std::string& target, const ClientOptions& options);
 
@@ -83,7 +90,8 @@ class Client {
   absl::StatusOr<ServingStatus> CheckHealth(const std::string& service);
 
  private:
-  void SetDeadline(grpc::ClientContext* context) const;
+  // The token, and for unary calls the deadline.
+  void Prepare(grpc::ClientContext* context, bool unary) const;
   template <typename Reader>
   absl::Status ReadStream(Reader* reader, grpc::ClientContext* context,
                           const EventHandler& on_event);

@@ -1,12 +1,14 @@
 #include "client/commands.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -16,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/channel_credentials.h"
 #include "client/client.h"
 #include "client/event_printer.h"
 #include "client/export.h"
@@ -58,6 +61,14 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectTo(const CommandLine& line) {
   ClientOptions options;
   options.connect_timeout = line.connect_timeout;
   options.rpc_timeout = line.timeout;
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials({line.tls_ca, line.tls_cert, line.tls_key});
+  if (!credentials.ok()) return credentials.status();
+  options.credentials = std::move(*credentials);
+  // The flag wins over the environment.
+  options.token = line.token;
+  const char* token_env = std::getenv("GRADWATCH_TOKEN");
+  if (options.token.empty() && token_env != nullptr) options.token = token_env;
   return Client::Connect(line.server, options);
 }
 
