@@ -1,5 +1,6 @@
 #include "tests/e2e/server_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +32,17 @@ int ExitCode(int wait_status) {
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::vector<std::string>& extra_flags) {
+  return Spawn(extra_flags, /*capture_stderr=*/false);
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>>
+ServerProcess::StartCapturingStderr(
+    const std::vector<std::string>& extra_flags) {
+  return Spawn(extra_flags, /*capture_stderr=*/true);
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Spawn(
+    const std::vector<std::string>& extra_flags, bool capture_stderr) {
   const char* build_dir = std::getenv("GRADWATCH_BUILD_DIR");
   if (build_dir == nullptr) {
     return absl::FailedPreconditionError("GRADWATCH_BUILD_DIR is not set");
@@ -54,12 +67,23 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
 
+  const std::string stderr_path = capture_stderr ? dir + "/stderr" : "";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (capture_stderr) {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO,
+                                     stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
   pid_t pid = 0;
-  if (posix_spawn(&pid, binary.c_str(), nullptr, nullptr, argv.data(),
-                  environ) != 0) {
+  const int spawned = posix_spawn(&pid, binary.c_str(), &actions, nullptr,
+                                  argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
     return absl::NotFoundError(absl::StrCat("cannot start ", binary));
   }
   std::unique_ptr<ServerProcess> server(new ServerProcess(pid, dir));
+  server->stderr_path_ = stderr_path;
 
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -67,8 +91,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     int wait_status = 0;
     if (waitpid(pid, &wait_status, WNOHANG) == pid) {
       server->pid_ = 0;
+      const std::string stderr_text = server->Stderr();
       return absl::InternalError(
-          absl::StrCat("gradwatch-server exited with ", ExitCode(wait_status)));
+          absl::StrCat("gradwatch-server exited with ", ExitCode(wait_status),
+                       stderr_text.empty() ? "" : ": ", stderr_text));
     }
     std::ifstream in(port_file);
     int port = 0;
@@ -96,6 +122,21 @@ std::shared_ptr<grpc::Channel> ServerProcess::Channel() const {
   args.SetMaxReceiveMessageSize(-1);
   return grpc::CreateCustomChannel(address(),
                                    grpc::InsecureChannelCredentials(), args);
+}
+
+std::shared_ptr<grpc::Channel> ServerProcess::Channel(
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) const {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(address(), credentials, args);
+}
+
+std::string ServerProcess::Stderr() const {
+  if (stderr_path_.empty()) return "";
+  std::ifstream in(stderr_path_);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
 }
 
 int ServerProcess::Stop(int signal) {

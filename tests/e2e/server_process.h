@@ -24,6 +24,11 @@ class ServerProcess {
   /// --port_file, and waits until it listens (or exits, or 60 s pass).
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::vector<std::string>& extra_flags = {});
+  /// As Start, with the server's standard error going to a file that
+  /// Stderr() reads. A server that exits at startup is an error carrying
+  /// its exit code and its standard error.
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartCapturingStderr(
+      const std::vector<std::string>& extra_flags = {});
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -34,6 +39,12 @@ class ServerProcess {
   std::string address() const;
   /// A new insecure channel to the server.
   std::shared_ptr<grpc::Channel> Channel() const;
+  /// A new channel to the server with `credentials` (e.g. TLS).
+  std::shared_ptr<grpc::Channel> Channel(
+      const std::shared_ptr<grpc::ChannelCredentials>& credentials) const;
+  /// What the server wrote to standard error so far; empty unless it was
+  /// started by StartCapturingStderr.
+  std::string Stderr() const;
 
   /// Sends `signal` and waits for the process to exit. Returns its exit
   /// code, or 128 + the signal that killed it.
@@ -41,10 +52,13 @@ class ServerProcess {
 
  private:
   ServerProcess(pid_t pid, std::string dir) : pid_(pid), dir_(std::move(dir)) {}
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Spawn(
+      const std::vector<std::string>& extra_flags, bool capture_stderr);
 
   pid_t pid_;
   std::string dir_;
   int port_ = 0;
+  std::string stderr_path_;
 };
 
 }  // namespace gradwatch::e2e
