@@ -4,12 +4,16 @@
 #include <pmmintrin.h>
 #include <xmmintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 
 namespace gradwatch::engine {
 namespace {
+
+constexpr double kFlopsPerThread = 4e6;
 
 constexpr unsigned kFtzDaz = _MM_FLUSH_ZERO_ON | _MM_DENORMALS_ZERO_ON;
 
@@ -29,6 +33,12 @@ bool ConfigureComputeThreads(int threads, bool flush_denormals) {
   SetDenormalMode(flush_denormals);
   SetDenormalMode(flush_denormals);
   return (_mm_getcsr() & kFtzDaz) == kFtzDaz;
+}
+
+int ThreadsForStep(int budget, double flops_per_step) {
+  const double useful = std::floor(flops_per_step / kFlopsPerThread);
+  return static_cast<int>(
+      std::clamp(useful, 1.0, static_cast<double>(std::max(budget, 1))));
 }
 
 bool CpuSupportsBf16() {

@@ -42,6 +42,15 @@ inline int64_t Elements(const dnnl::memory::desc& md) {
 /// FTZ/DAZ are in effect on the calling thread afterwards.
 bool ConfigureComputeThreads(int threads, bool flush_denormals);
 
+/// How many of a job's `budget` threads its steps use. oneDNN starts an
+/// OpenMP team for every primitive it executes; below about 4 MFLOP per
+/// step and thread that start costs more than the thread saves (measured
+/// with 2 threads on the 2-64-64-2 net, 1.7 MFLOP per step: 41 us a step
+/// on one thread, 50-70 us on two), so small nets run on fewer threads.
+/// `flops_per_step` is 6 x batch x weights (forward and both backward
+/// products).
+int ThreadsForStep(int budget, double flops_per_step);
+
 /// True if oneDNN can run bf16 inner products on this CPU (AVX-512 core;
 /// native bf16 instructions from avx512_core_bf16 on).
 bool CpuSupportsBf16();

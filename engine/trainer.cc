@@ -94,13 +94,18 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
         "training.precision BF16 needs a CPU with AVX-512 (avx512_core or "
         "newer); this one has none: use F32");
   }
-  state->threads = training.threads() > 0 ? static_cast<int>(training.threads())
-                   : options.threads > 0  ? options.threads
-                                          : 1;
+  const int budget = training.threads() > 0
+                         ? static_cast<int>(training.threads())
+                     : options.threads > 0 ? options.threads
+                                           : 1;
+  const Dataset& train = state->data.train;
+  state->threads =
+      ThreadsForStep(budget, 6.0 * static_cast<double>(training.batch_size()) *
+                                 static_cast<double>(CountParameters(
+                                     state->spec.model(), train.features)));
   ConfigureComputeThreads(state->threads, training.flush_denormals());
 
   const int batch = static_cast<int>(training.batch_size());
-  const Dataset& train = state->data.train;
   {
     absl::MutexLock lock(&state->mu);
     auto model = Model::Create(state->spec, train.features, batch);

@@ -403,15 +403,41 @@ TEST(TrainerTest, DeadReluLayerStaysBitIdenticalUnderPlainSgd) {
   EXPECT_FALSE(BitIdentical(before->layers(2).bias(), after->layers(2).bias()));
 }
 
+// A spirals spec with hidden layers wide enough (2-256-256-3, batch 32:
+// 12.8 MFLOP a step) that a job with 2 threads uses both.
+v1::JobSpec WideSpiralsSpec(uint32_t samples, uint64_t steps) {
+  v1::JobSpec spec = SpiralsSpec(samples, steps);
+  spec.mutable_model()->mutable_layers(0)->set_units(256);
+  spec.mutable_model()->mutable_layers(1)->set_units(256);
+  spec.mutable_training()->set_threads(2);
+  return spec;
+}
+
+TEST(TrainerTest, SmallStepsUseFewerThreadsThanTheBudget) {
+  v1::JobSpec small = SpiralsSpec(300, 5);  // 2-64-64-3: 0.9 MFLOP a step
+  small.mutable_training()->set_threads(2);
+  auto small_trainer = MakeTrainer(small);
+  ASSERT_TRUE(small_trainer.ok()) << small_trainer.status();
+  EXPECT_EQ((*small_trainer)->run_info().threads(), 1u);
+
+  auto wide_trainer = MakeTrainer(WideSpiralsSpec(300, 5));
+  ASSERT_TRUE(wide_trainer.ok()) << wide_trainer.status();
+  EXPECT_EQ((*wide_trainer)->run_info().threads(), 2u);
+
+  EXPECT_EQ(ThreadsForStep(8, 1.7e6), 1);
+  EXPECT_EQ(ThreadsForStep(8, 12.8e6), 3);
+  EXPECT_EQ(ThreadsForStep(2, 1e9), 2);
+  EXPECT_EQ(ThreadsForStep(0, 1e9), 1);
+}
+
 // Two threads, so that oneDNN's parallel reductions are part of the check.
 TEST(TrainerTest, SameSpecAndSeedGiveBitIdenticalRuns) {
-  v1::JobSpec spec = SpiralsSpec(300, 50);
+  v1::JobSpec spec = WideSpiralsSpec(300, 50);
   spec.mutable_model()->mutable_layers(0)->set_batch_norm(
       v1::LayerSpec::BEFORE_ACTIVATION);
   spec.mutable_optimizer()->Clear();
   spec.mutable_optimizer()->set_momentum(0.9);
   spec.mutable_optimizer()->set_learning_rate(0.05);
-  spec.mutable_training()->set_threads(2);
 
   auto run_once = [](const v1::JobSpec& s, RunRecord& record,
                      v1::Model& model) {
