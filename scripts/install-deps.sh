@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test helpers
   python3 python3-grpcio python3-yaml procps prometheus prometheus-alertmanager
+  openssl  # the TLS tests make a throwaway CA
 )
 # kubectl for the deploy/k8s test, unless one is installed already (another
 # package may own /usr/bin/kubectl).
