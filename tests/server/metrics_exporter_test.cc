@@ -1,10 +1,7 @@
 #include "server/metrics_exporter.h"
 
-#include <prometheus/text_serializer.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -14,34 +11,20 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "server/job_manager.h"
+#include "tests/server/exposition.h"
 
 namespace gradwatch::server {
 namespace {
 
 namespace v1 = ::gradwatch::v1;
 
-std::string Scrape(MetricsExporter& exporter) {
-  return prometheus::TextSerializer().Serialize(exporter.Collect());
-}
-
-// The value of the series written exactly as `series` (name and labels in
-// the exposition's order: labels sorted by name), or nullopt if absent.
-std::optional<double> Value(const std::string& text,
-                            const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (absl::StartsWith(line, absl::StrCat(series, " "))) {
-      const std::string number(line.substr(series.size() + 1));
-      return std::strtod(number.c_str(), nullptr);
-    }
-  }
-  return std::nullopt;
-}
+using ::gradwatch::server::testing::Scrape;
+using ::gradwatch::server::testing::Value;
 
 // The exposition prints 16 significant digits: a figure read back matches
 // the event's to about 1e-15, relative.

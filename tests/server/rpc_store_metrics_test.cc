@@ -4,11 +4,9 @@
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
-#include <prometheus/text_serializer.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -16,7 +14,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/text_format.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
@@ -26,27 +23,15 @@
 #include "server/metrics_exporter.h"
 #include "server/rpc_counting_interceptor.h"
 #include "server/sqlite_job_store.h"
+#include "tests/server/exposition.h"
 
 namespace gradwatch::server {
 namespace {
 
 namespace v1 = ::gradwatch::v1;
 
-std::string Scrape(MetricsExporter& exporter) {
-  return prometheus::TextSerializer().Serialize(exporter.Collect());
-}
-
-// The value of the series written exactly as `series`, or nullopt.
-std::optional<double> Value(const std::string& text,
-                            const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (absl::StartsWith(line, absl::StrCat(series, " "))) {
-      return std::strtod(std::string(line.substr(series.size() + 1)).c_str(),
-                         nullptr);
-    }
-  }
-  return std::nullopt;
-}
+using ::gradwatch::server::testing::Scrape;
+using ::gradwatch::server::testing::Value;
 
 // Labels in the exposition's order (sorted by name).
 std::string RpcSeries(const std::string& method, const std::string& code) {
