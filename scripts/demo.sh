@@ -9,39 +9,22 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/build.sh"
 
+# shellcheck source=lib/local_server.sh
+source "$root/scripts/lib/local_server.sh"
 workdir="$(mktemp -d)"
 log="$root/build/demo-server.log"
-server_pid=""
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_local_server
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM  # run cleanup on Ctrl-C too
 
-# Port 0: the kernel picks free ports; the server writes them to the files.
-"$root/build/server/gradwatch-server" --listen 127.0.0.1:0 \
-  --port_file "$workdir/port" --metrics_listen 127.0.0.1:0 \
-  --metrics_port_file "$workdir/metrics_port" >"$log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 300); do
-  [[ -s "$workdir/port" ]] && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "demo: gradwatch-server did not start; its log:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [[ ! -s "$workdir/port" ]]; then
-  echo "demo: gradwatch-server did not report its port within 30 s" >&2
-  exit 1
-fi
-server="127.0.0.1:$(cat "$workdir/port")"
-echo "demo: gradwatch-server (pid $server_pid) listening on $server; log in $log"
+start_local_server demo "$root/build/server/gradwatch-server" "$workdir" \
+  "$log" --metrics_listen 127.0.0.1:0 \
+  --metrics_port_file "$workdir/metrics_port"
+server="$local_server_address"
+echo "demo: gradwatch-server (pid $local_server_pid) listening on $server; log in $log"
 if [[ -s "$workdir/metrics_port" ]]; then
   echo "demo: Prometheus metrics at http://127.0.0.1:$(cat "$workdir/metrics_port")/metrics"
 fi

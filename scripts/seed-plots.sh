@@ -14,37 +14,19 @@ gradwatch="$build/client/gradwatch"
 out_dir="$root/docs/plots"
 mkdir -p "$out_dir"
 
+# shellcheck source=lib/local_server.sh
+source "$root/scripts/lib/local_server.sh"
 workdir="$(mktemp -d)"
-server_pid=""
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_local_server
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Port 0: the kernel picks a free port; the server writes it to the file.
-"$build/server/gradwatch-server" --listen 127.0.0.1:0 \
-  --port_file "$workdir/port" --metrics_listen= --data_dir= \
-  >"$workdir/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 300); do
-  [[ -s "$workdir/port" ]] && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "seed-plots: gradwatch-server did not start; its log:" >&2
-    cat "$workdir/server.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [[ ! -s "$workdir/port" ]]; then
-  echo "seed-plots: gradwatch-server did not report its port within 30 s" >&2
-  exit 1
-fi
-GRADWATCH_SERVER="127.0.0.1:$(cat "$workdir/port")"
+start_local_server seed-plots "$build/server/gradwatch-server" "$workdir" \
+  "$workdir/server.log" --metrics_listen= --data_dir=
+GRADWATCH_SERVER="$local_server_address"
 export GRADWATCH_SERVER
 
 for spec in "$root"/examples/seed/*.json; do
