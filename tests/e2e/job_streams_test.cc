@@ -17,6 +17,7 @@
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
+#include "tests/e2e/trainer_calls.h"
 
 namespace gradwatch::e2e {
 namespace {
@@ -61,45 +62,29 @@ class JobStreamsTest : public ::testing::Test {
   }
 
   v1::Job Submit(const v1::JobSpec& spec) {
-    grpc::ClientContext context;
-    v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
     v1::Job job;
-    grpc::Status status = stub_->SubmitJob(&context, request, &job);
+    grpc::Status status = SubmitJob(*stub_, spec, &job);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return job;
   }
 
   v1::Job GetJob(const std::string& id) {
-    grpc::ClientContext context;
-    v1::GetJobRequest request;
-    request.set_job_id(id);
     v1::Job job;
-    grpc::Status status = stub_->GetJob(&context, request, &job);
+    grpc::Status status = e2e::GetJob(*stub_, id, &job);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return job;
   }
 
   grpc::Status Cancel(const std::string& id, v1::Job* job) {
-    grpc::ClientContext context;
-    v1::CancelJobRequest request;
-    request.set_job_id(id);
-    return stub_->CancelJob(&context, request, job);
+    return CancelJob(*stub_, id, job);
   }
 
   // Every event of WatchJob(id, from_step) to the end of the stream.
   std::vector<v1::JobEvent> WatchAll(const std::string& id,
                                      uint64_t from_step = 0,
                                      grpc::Status* status = nullptr) {
-    grpc::ClientContext context;
-    v1::WatchJobRequest request;
-    request.set_job_id(id);
-    request.set_from_step(from_step);
-    auto reader = stub_->WatchJob(&context, request);
     std::vector<v1::JobEvent> events;
-    v1::JobEvent event;
-    while (reader->Read(&event)) events.push_back(event);
-    grpc::Status finished = reader->Finish();
+    grpc::Status finished = e2e::WatchAll(*stub_, id, from_step, &events);
     EXPECT_TRUE(status != nullptr || finished.ok()) << finished.error_message();
     if (status != nullptr) *status = finished;
     return events;

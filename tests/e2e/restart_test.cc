@@ -20,6 +20,7 @@
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
+#include "tests/e2e/trainer_calls.h"
 
 namespace gradwatch::e2e {
 namespace {
@@ -69,40 +70,25 @@ class RestartTest : public ::testing::Test {
   }
 
   v1::Job Submit(const v1::JobSpec& spec) {
-    grpc::ClientContext context;
-    v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
     v1::Job job;
-    grpc::Status status = stub_->SubmitJob(&context, request, &job);
+    grpc::Status status = SubmitJob(*stub_, spec, &job);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return job;
   }
 
   grpc::Status GetJob(const std::string& id, v1::Job* job) {
-    grpc::ClientContext context;
-    v1::GetJobRequest request;
-    request.set_job_id(id);
-    return stub_->GetJob(&context, request, job);
+    return e2e::GetJob(*stub_, id, job);
   }
 
   std::vector<v1::JobEvent> WatchAll(const std::string& id) {
-    grpc::ClientContext context;
-    v1::WatchJobRequest request;
-    request.set_job_id(id);
-    auto reader = stub_->WatchJob(&context, request);
     std::vector<v1::JobEvent> events;
-    v1::JobEvent event;
-    while (reader->Read(&event)) events.push_back(event);
-    grpc::Status status = reader->Finish();
+    grpc::Status status = e2e::WatchAll(*stub_, id, 0, &events);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return events;
   }
 
   grpc::Status GetModel(const std::string& id, v1::Model* model) {
-    grpc::ClientContext context;
-    v1::GetModelRequest request;
-    request.set_job_id(id);
-    return stub_->GetModel(&context, request, model);
+    return e2e::GetModel(*stub_, id, model);
   }
 
   v1::PredictResponse Predict(const std::string& id) {
