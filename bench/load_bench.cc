@@ -66,6 +66,22 @@ int64_t StatusKiB(pid_t pid, const std::string& field) {
   return -1;
 }
 
+// User plus system CPU time of `pid` in seconds (/proc/PID/stat), or -1.
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return -1;
+  // Fields after the command name, which may hold spaces: state is the
+  // third field, utime and stime the 14th and 15th.
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 std::string CpuModel() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -147,6 +163,18 @@ int main(int argc, char** argv) {
   const gradwatch::e2e::LoadReport report =
       gradwatch::e2e::RunLoad(address, options);
   std::printf("%s", gradwatch::e2e::FormatReport(report).c_str());
+  const double jobs = static_cast<double>(report.jobs_submitted);
+  if (pid > 0 && jobs > 0) {
+    const double server_cpu = CpuSeconds(pid);
+    std::printf("CPU, load and check: server %.2f s (%.2f ms per job)",
+                server_cpu, 1000 * server_cpu / jobs);
+    if (started != nullptr) {
+      const double own_cpu = CpuSeconds(getpid());
+      std::printf(", clients %.2f s (%.2f ms per job)", own_cpu,
+                  1000 * own_cpu / jobs);
+    }
+    std::printf("\n");
+  }
   if (pid > 0) {
     std::printf("server peak RSS (VmHWM): %.1f MiB; RSS now %.1f MiB\n",
                 static_cast<double>(StatusKiB(pid, "VmHWM")) / 1024,
