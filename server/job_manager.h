@@ -72,9 +72,10 @@ class JobManager {
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
-  /// Queues a job owned by `owner` and returns its record (state QUEUED)
-  /// at once. RESOURCE_EXHAUSTED when the queue is full; UNAVAILABLE once
-  /// shutting down.
+  /// Queues a job owned by `owner` and returns its record at once: QUEUED,
+  /// or already further along if a free worker took it up in between.
+  /// RESOURCE_EXHAUSTED when the queue is full; UNAVAILABLE once shutting
+  /// down.
   absl::StatusOr<gradwatch::v1::Job> Submit(const gradwatch::v1::JobSpec& spec,
                                             const std::string& owner = "");
 
