@@ -1,5 +1,7 @@
 #include "server/job_history.h"
 
+#include <grpc/slice.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -8,26 +10,49 @@
 #include "server/proto_time.h"
 
 namespace gradwatch::server {
+namespace {
+
+// The event's bytes in a slice of their own: one allocation, written in
+// place.
+grpc::Slice Serialize(const gradwatch::v1::JobEvent& event) {
+  grpc_slice slice = grpc_slice_malloc(event.ByteSizeLong());
+  event.SerializeWithCachedSizesToArray(GRPC_SLICE_START_PTR(slice));
+  return grpc::Slice(slice, grpc::Slice::STEAL_REF);
+}
+
+}  // namespace
 
 JobHistory::JobHistory(std::string job_id, int64_t max_listeners)
     : job_id_(std::move(job_id)), max_listeners_(max_listeners) {}
 
 JobHistory::EventPtr JobHistory::Append(gradwatch::v1::JobEvent event) {
-  EventPtr stored;
+  std::shared_ptr<gradwatch::v1::JobEvent> stored;
   {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return nullptr;
+    absl::MutexLock append_lock(&append_mu_);
+    uint64_t sequence;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return nullptr;
+      sequence = events_.size();
+    }
+    // Only appends change the size, and they hold append_mu_: the
+    // sequence stays free while the event is serialized outside mu_.
     event.set_job_id(job_id_);
-    event.set_sequence(events_.size());
+    event.set_sequence(sequence);
     *event.mutable_time() = ToTimestamp(absl::Now());
-    stored = std::make_shared<const gradwatch::v1::JobEvent>(std::move(event));
-    events_.push_back(stored);
+    SerializedEvent serialized{event.step(), Serialize(event)};
+    stored = std::make_shared<gradwatch::v1::JobEvent>(std::move(event));
+    absl::MutexLock lock(&mu_);
+    bytes_ += serialized.bytes.size();
+    events_.push_back(std::move(serialized));
   }
   NotifyListeners();
   return stored;
 }
 
-absl::Status JobHistory::Restore(gradwatch::v1::JobEvent event) {
+absl::Status JobHistory::Restore(const gradwatch::v1::JobEvent& event) {
+  absl::MutexLock append_lock(&append_mu_);
+  SerializedEvent serialized{event.step(), Serialize(event)};
   absl::MutexLock lock(&mu_);
   if (closed_ || event.sequence() != events_.size() ||
       event.job_id() != job_id_) {
@@ -35,13 +60,14 @@ absl::Status JobHistory::Restore(gradwatch::v1::JobEvent event) {
         "stored event ", event.sequence(), " of job ", event.job_id(),
         " does not follow the ", events_.size(), " events of job ", job_id_));
   }
-  events_.push_back(
-      std::make_shared<const gradwatch::v1::JobEvent>(std::move(event)));
+  bytes_ += serialized.bytes.size();
+  events_.push_back(std::move(serialized));
   return absl::OkStatus();
 }
 
 void JobHistory::Close() {
   {
+    absl::MutexLock append_lock(&append_mu_);
     absl::MutexLock lock(&mu_);
     if (closed_) return;
     closed_ = true;
@@ -51,6 +77,20 @@ void JobHistory::Close() {
 
 bool JobHistory::Read(uint64_t from_sequence, size_t max_events,
                       std::deque<EventPtr>* out) const {
+  std::deque<SerializedEvent> serialized;
+  const bool done = ReadSerialized(from_sequence, max_events, &serialized);
+  for (const SerializedEvent& event : serialized) {
+    auto parsed = std::make_shared<gradwatch::v1::JobEvent>();
+    // Bytes this history serialized always parse.
+    parsed->ParseFromArray(event.bytes.begin(),
+                           static_cast<int>(event.bytes.size()));
+    out->push_back(std::move(parsed));
+  }
+  return done;
+}
+
+bool JobHistory::ReadSerialized(uint64_t from_sequence, size_t max_events,
+                                std::deque<SerializedEvent>* out) const {
   absl::MutexLock lock(&mu_);
   const uint64_t end =
       std::min<uint64_t>(events_.size(), from_sequence + max_events);
@@ -62,7 +102,7 @@ uint64_t JobHistory::FirstSequenceAtStep(uint64_t step) const {
   absl::MutexLock lock(&mu_);
   auto first = std::lower_bound(
       events_.begin(), events_.end(), step,
-      [](const EventPtr& event, uint64_t s) { return event->step() < s; });
+      [](const SerializedEvent& event, uint64_t s) { return event.step < s; });
   return static_cast<uint64_t>(first - events_.begin());
 }
 
@@ -74,6 +114,11 @@ uint64_t JobHistory::size() const {
 bool JobHistory::closed() const {
   absl::MutexLock lock(&mu_);
   return closed_;
+}
+
+uint64_t JobHistory::serialized_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
 }
 
 int64_t JobHistory::listener_count() const {

@@ -57,24 +57,30 @@ grpc::ServerUnaryReactor* TrainerService::SubmitJob(
                      response);
 }
 
-grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::WatchJob(
-    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainerService::WatchJob(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   absl::StatusOr<Principal> caller = Caller(*context);
   if (!caller.ok()) return WatchReactor::Fail(ToGrpcStatus(caller.status()));
-  auto history = jobs_->History(request->job_id(), *caller);
+  v1::WatchJobRequest request;
+  absl::Status parsed = WatchReactor::ParseRequest(*raw, &request);
+  if (!parsed.ok()) return WatchReactor::Fail(ToGrpcStatus(parsed));
+  auto history = jobs_->History(request.job_id(), *caller);
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));
   // Closing a watch never cancels the job: no cancel hook.
-  return WatchReactor::Start(std::move(*history), request->from_step(), nullptr,
+  return WatchReactor::Start(std::move(*history), request.from_step(), nullptr,
                              observer_);
 }
 
-grpc::ServerWriteReactor<v1::JobEvent>* TrainerService::Train(
-    grpc::CallbackServerContext* context, const v1::TrainRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainerService::Train(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   absl::StatusOr<Principal> caller = Caller(*context);
   if (!caller.ok()) return WatchReactor::Fail(ToGrpcStatus(caller.status()));
-  absl::Status admitted = AdmitSpec(request->spec());
+  v1::TrainRequest request;
+  absl::Status parsed = WatchReactor::ParseRequest(*raw, &request);
+  if (!parsed.ok()) return WatchReactor::Fail(ToGrpcStatus(parsed));
+  absl::Status admitted = AdmitSpec(request.spec());
   if (!admitted.ok()) return WatchReactor::Fail(ToGrpcStatus(admitted));
-  auto job = jobs_->Submit(request->spec(), caller->name);
+  auto job = jobs_->Submit(request.spec(), caller->name);
   if (!job.ok()) return WatchReactor::Fail(ToGrpcStatus(job.status()));
   auto history = jobs_->History(job->id());
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));

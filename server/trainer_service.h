@@ -20,9 +20,14 @@ namespace gradwatch::server {
 /// inline, Predict and GetModel run on the service's TaskRunner, streams
 /// are WatchReactors reading job histories. Every handler first asks the
 /// Authenticator who calls, and reaches only the jobs that principal may
-/// access. Thread-safe: gRPC calls the handlers from its own threads
+/// access. WatchJob and Train are raw methods: they parse their request
+/// themselves and write each event's bytes as the job's history serialized
+/// them. Thread-safe: gRPC calls the handlers from its own threads
 /// concurrently.
-class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
+class TrainerService final
+    : public gradwatch::v1::Trainer::WithRawCallbackMethod_WatchJob<
+          gradwatch::v1::Trainer::WithRawCallbackMethod_Train<
+              gradwatch::v1::Trainer::CallbackService>> {
  public:
   /// `jobs`, `observer` (told about streams; may be null) and `auth`
   /// (null: every caller is the anonymous admin) must outlive the service
@@ -35,12 +40,12 @@ class TrainerService final : public gradwatch::v1::Trainer::CallbackService {
       grpc::CallbackServerContext* context,
       const gradwatch::v1::SubmitJobRequest* request,
       gradwatch::v1::Job* response) override;
-  grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchJob(
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJob(
       grpc::CallbackServerContext* context,
-      const gradwatch::v1::WatchJobRequest* request) override;
-  grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* Train(
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Train(
       grpc::CallbackServerContext* context,
-      const gradwatch::v1::TrainRequest* request) override;
+      const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const gradwatch::v1::GetJobRequest* request,
                                    gradwatch::v1::Job* response) override;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/status_util.h"
 #include "server/task_runner.h"
 
@@ -21,8 +22,7 @@ TaskRunner& WritePump() {
   return *pump;
 }
 
-class FailedStream final
-    : public grpc::ServerWriteReactor<gradwatch::v1::JobEvent> {
+class FailedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit FailedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -30,12 +30,23 @@ class FailedStream final
 
 }  // namespace
 
-grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Fail(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchReactor::Fail(
     const grpc::Status& status) {
   return new FailedStream(status);
 }
 
-grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* WatchReactor::Start(
+absl::Status WatchReactor::ParseRequest(
+    const grpc::ByteBuffer& request, google::protobuf::MessageLite* message) {
+  grpc::Slice bytes;
+  if (!request.Valid() || !request.DumpToSingleSlice(&bytes).ok() ||
+      !message->ParseFromArray(bytes.begin(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a valid ", message->GetTypeName()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchReactor::Start(
     std::shared_ptr<JobHistory> history, uint64_t from_step,
     std::function<void()> on_cancel, JobObserver* observer) {
   auto reactor = std::make_shared<WatchReactor>(std::move(history), from_step,
@@ -69,8 +80,7 @@ void WatchReactor::OnHistoryChanged() {
   {
     absl::MutexLock lock(&mu_);
     // A write in flight takes the new events when it completes.
-    if (in_flight_ != nullptr || finished_ || self_ == nullptr ||
-        wake_posted_) {
+    if (writing_ || finished_ || self_ == nullptr || wake_posted_) {
       return;
     }
     wake_posted_ = true;
@@ -87,7 +97,8 @@ void WatchReactor::OnHistoryChanged() {
 void WatchReactor::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
-    in_flight_.reset();
+    writing_ = false;
+    in_flight_.Clear();
     // A failed write means the call is over (cancelled or disconnected).
     if (!ok) broken_ = true;
   }
@@ -116,38 +127,42 @@ void WatchReactor::OnDone() {
 }
 
 void WatchReactor::Advance() {
-  JobHistory::EventPtr next;
+  bool write = false;
   bool finish = false;
   grpc::Status status;
   {
     absl::MutexLock lock(&mu_);
-    if (in_flight_ != nullptr || finished_ || self_ == nullptr) return;
+    if (writing_ || finished_ || self_ == nullptr) return;
     if (broken_) {
       finished_ = finish = true;
       status = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
     } else {
-      while (next == nullptr) {
+      while (!write) {
         if (pending_.empty()) {
           const size_t before = pending_.size();
           const bool closed =
-              history_->Read(next_sequence_, kReadBatch, &pending_);
+              history_->ReadSerialized(next_sequence_, kReadBatch, &pending_);
           next_sequence_ += pending_.size() - before;
           if (pending_.empty()) {
             if (closed) finished_ = finish = true;
             break;
           }
         }
-        JobHistory::EventPtr event = std::move(pending_.front());
+        SerializedEvent event = std::move(pending_.front());
         pending_.pop_front();
         // Live events of steps before from_step (the job had not reached
         // it when the stream started) are not part of the replay.
-        if (event->step() >= from_step_) next = std::move(event);
+        if (event.step < from_step_) continue;
+        // The buffer refers to the history's slice: no copy of the bytes.
+        grpc::ByteBuffer buffer(&event.bytes, 1);
+        in_flight_.Swap(&buffer);
+        writing_ = write = true;
       }
-      in_flight_ = next;
     }
   }
-  if (next != nullptr) {
-    StartWrite(next.get());
+  // in_flight_ is left alone until OnWriteDone.
+  if (write) {
+    StartWrite(&in_flight_);
   } else if (finish) {
     Finish(status);
   }

@@ -1,6 +1,7 @@
 #ifndef GRADWATCH_SERVER_WATCH_REACTOR_H_
 #define GRADWATCH_SERVER_WATCH_REACTOR_H_
 
+#include <google/protobuf/message_lite.h>
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
@@ -9,8 +10,8 @@
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "gradwatch/v1/events.pb.h"
 #include "server/job_history.h"
 #include "server/job_observer.h"
 
@@ -22,31 +23,40 @@ namespace gradwatch::server {
 /// client only falls behind; it catches up from the history and costs the
 /// job nothing but a notification per event.
 ///
-/// gRPC rules kept here: one write in flight; the event being written is
-/// kept alive (shared) until OnWriteDone; Finish is called exactly once.
-/// Nothing blocks: callbacks and notifications only move pointers. A
+/// The stream is a raw one (grpc::ByteBuffer messages): it writes the
+/// bytes the history serialized once per event, shared by every stream,
+/// so that a watcher costs no serialization. On the wire each message is
+/// a gradwatch.v1.JobEvent, as the typed client stub reads it.
+///
+/// gRPC rules kept here: one write in flight; the buffer being written is
+/// kept alive until OnWriteDone; Finish is called exactly once. Nothing
+/// blocks: callbacks and notifications only move references. A
 /// notification on a training thread starts no write itself: an idle
 /// stream's next write is started by a server-wide pump thread, and a busy
 /// one's by the completion of its write in flight.
 ///
 /// Thread-safe. Owns itself: it is freed after gRPC's OnDone and after the
 /// last notification that holds it has returned.
-class WatchReactor final
-    : public grpc::ServerWriteReactor<gradwatch::v1::JobEvent>,
-      public HistoryListener,
-      public std::enable_shared_from_this<WatchReactor> {
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
+                           public HistoryListener,
+                           public std::enable_shared_from_this<WatchReactor> {
  public:
   /// Starts a stream over `history`. `on_cancel`, if set, runs once when
   /// the client cancels the call (Train cancels its job there).
   /// `observer`, if set, is told when the stream starts and ends and of
-  /// every event written; it must outlive the stream.
-  static grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* Start(
+  /// the events written; it must outlive the stream.
+  static grpc::ServerWriteReactor<grpc::ByteBuffer>* Start(
       std::shared_ptr<JobHistory> history, uint64_t from_step,
       std::function<void()> on_cancel, JobObserver* observer = nullptr);
 
   /// A stream that ends at once with `status`.
-  static grpc::ServerWriteReactor<gradwatch::v1::JobEvent>* Fail(
+  static grpc::ServerWriteReactor<grpc::ByteBuffer>* Fail(
       const grpc::Status& status);
+
+  /// Parses the request of a raw streaming method into `message`.
+  /// INVALID_ARGUMENT if the bytes are not a valid message of its type.
+  static absl::Status ParseRequest(const grpc::ByteBuffer& request,
+                                   google::protobuf::MessageLite* message);
 
   WatchReactor(std::shared_ptr<JobHistory> history, uint64_t from_step,
                std::function<void()> on_cancel, JobObserver* observer);
@@ -68,8 +78,10 @@ class WatchReactor final
   absl::Mutex mu_;
   std::shared_ptr<WatchReactor> self_ ABSL_GUARDED_BY(mu_);
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_);
-  std::deque<JobHistory::EventPtr> pending_ ABSL_GUARDED_BY(mu_);
-  JobHistory::EventPtr in_flight_ ABSL_GUARDED_BY(mu_);
+  std::deque<SerializedEvent> pending_ ABSL_GUARDED_BY(mu_);
+  // The message in flight; gRPC reads it until OnWriteDone.
+  grpc::ByteBuffer in_flight_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // A task to start the next write is queued on the write pump.
   bool wake_posted_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
