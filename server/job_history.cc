@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/proto_time.h"
@@ -153,10 +154,10 @@ void JobHistory::RemoveListener(const HistoryListener* listener) {
 }
 
 void JobHistory::NotifyListeners() {
-  std::vector<std::shared_ptr<HistoryListener>> listeners;
+  // Inline: an append on a training thread allocates nothing here.
+  absl::InlinedVector<std::shared_ptr<HistoryListener>, 4> listeners;
   {
     absl::MutexLock lock(&mu_);
-    listeners.reserve(listeners_.size());
     for (const Listener& l : listeners_) {
       if (auto strong = l.weak.lock()) listeners.push_back(std::move(strong));
     }

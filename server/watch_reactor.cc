@@ -1,10 +1,13 @@
 #include "server/watch_reactor.h"
 
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/status_util.h"
-#include "server/task_runner.h"
 
 namespace gradwatch::server {
 namespace {
@@ -13,14 +16,58 @@ namespace {
 // small enough to keep a reader's private backlog modest.
 constexpr size_t kReadBatch = 256;
 
-// Starts the writes that appends to a history call for. A write costs a
-// serialization and a system call; an append runs on a training thread,
-// which this keeps to queueing a task. Never destroyed: streams may still
-// post to it while the process exits.
-TaskRunner& WritePump() {
-  static TaskRunner* const pump = new TaskRunner(1);
-  return *pump;
-}
+// How long the pump lets appends gather before it starts the writes they
+// call for. A job whose steps take microseconds then costs one wake-up per
+// batch of events instead of one per event; a watcher sees its events at
+// most this much later.
+constexpr absl::Duration kPumpDelay = absl::Milliseconds(1);
+
+// Starts the writes of idle streams whose history grew, for the whole
+// server. An append runs on a training thread, which this keeps to queueing
+// a task: the thread that wakes the pump is the first one to post after it
+// went idle, and only it makes a system call. Never destroyed: streams may
+// still post to it while the process exits.
+class WritePump {
+ public:
+  static WritePump& Get() {
+    static WritePump* const pump = new WritePump;
+    return *pump;
+  }
+
+  void Post(std::function<void()> task) {
+    absl::MutexLock lock(&mu_);
+    tasks_.push_back(std::move(task));
+  }
+
+ private:
+  WritePump() {
+    std::thread([this] { Loop(); }).detach();
+  }
+
+  bool HasTasks() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !tasks_.empty();
+  }
+
+  void Loop() {
+    std::vector<std::function<void()>> batch;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &WritePump::HasTasks));
+      }
+      absl::SleepFor(kPumpDelay);
+      {
+        absl::MutexLock lock(&mu_);
+        batch.swap(tasks_);
+      }
+      for (std::function<void()>& task : batch) task();
+      batch.clear();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+};
 
 class FailedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -85,7 +132,7 @@ void WatchReactor::OnHistoryChanged() {
     }
     wake_posted_ = true;
   }
-  WritePump().Post([self = shared_from_this()] {
+  WritePump::Get().Post([self = shared_from_this()] {
     {
       absl::MutexLock lock(&self->mu_);
       self->wake_posted_ = false;

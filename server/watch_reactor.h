@@ -31,9 +31,11 @@ namespace gradwatch::server {
 /// gRPC rules kept here: one write in flight; the buffer being written is
 /// kept alive until OnWriteDone; Finish is called exactly once. Nothing
 /// blocks: callbacks and notifications only move references. A
-/// notification on a training thread starts no write itself: an idle
-/// stream's next write is started by a server-wide pump thread, and a busy
-/// one's by the completion of its write in flight.
+/// notification on a training thread starts no write itself: a busy
+/// stream's next write is started by the completion of its write in
+/// flight, an idle one's by a server-wide pump thread, which lets appends
+/// gather for a millisecond first so that a job of very short steps wakes
+/// it once per batch of events rather than once per event.
 ///
 /// Thread-safe. Owns itself: it is freed after gRPC's OnDone and after the
 /// last notification that holds it has returned.
