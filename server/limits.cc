@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
@@ -14,6 +16,10 @@ namespace gradwatch::server {
 namespace {
 
 namespace v1 = ::gradwatch::v1;
+
+// engine::Model::kInferenceChunk, which this library cannot include (its
+// header needs oneDNN's).
+constexpr int64_t kInferenceRows = 256;
 
 // Rows and fields of a CSV document, counted without parsing numbers: the
 // limits are checked before any of the dataset is built. Empty lines are
@@ -26,7 +32,11 @@ struct CsvShape {
 CsvShape MeasureCsv(const v1::CsvData& csv) {
   CsvShape shape;
   bool skip_header = csv.header();
-  for (absl::string_view line : absl::StrSplit(csv.content(), '\n')) {
+  absl::string_view content = csv.content();
+  // The parser drops a byte order mark; left in, it would make a line of
+  // its own look non-blank and be counted as the first row.
+  absl::ConsumePrefix(&content, "\xEF\xBB\xBF");
+  for (absl::string_view line : absl::StrSplit(content, '\n')) {
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     if (skip_header) {
       skip_header = false;
@@ -39,6 +49,34 @@ CsvShape MeasureCsv(const v1::CsvData& csv) {
     ++shape.rows;
   }
   return shape;
+}
+
+int64_t SaturatingMul(int64_t a, int64_t b) {
+  if (a <= 0 || b <= 0) return 0;
+  return a > std::numeric_limits<int64_t>::max() / b
+             ? std::numeric_limits<int64_t>::max()
+             : a * b;
+}
+
+const char* SourcePath(const v1::DataSpec& data) {
+  if (data.has_synthetic()) return "data.synthetic";
+  if (data.has_inline_()) return "data.inline";
+  return "data.csv";
+}
+
+// Values stored per example besides its features: the class label, or the
+// regression targets.
+int64_t LabelValues(const v1::JobSpec& spec) {
+  const v1::DataSpec& data = spec.data();
+  if (data.has_synthetic() &&
+      data.synthetic().kind() == v1::SyntheticData::TEACHER_STUDENT) {
+    return std::max<int64_t>(1, data.synthetic().classes());
+  }
+  if (data.has_inline_() && engine::IsRegression(spec.loss()) &&
+      !data.inline_().examples().empty()) {
+    return data.inline_().examples(0).y_size();
+  }
+  return 1;
 }
 
 absl::Status OverLimit(absl::string_view what, int64_t value,
@@ -74,6 +112,16 @@ absl::Status CheckLimits(const v1::JobSpec& spec, const ServerLimits& limits) {
                      limits.max_parameters, "max_parameters");
   }
 
+  const int64_t row_values = features + LabelValues(spec);
+  const int64_t memory_bytes = SaturatingMul(
+      SaturatingMul(examples, row_values), static_cast<int64_t>(sizeof(float)));
+  if (memory_bytes > limits.max_dataset_bytes) {
+    return OverLimit(absl::StrCat(SourcePath(spec.data()), " holds ", examples,
+                                  " examples of ", row_values, " values,"),
+                     memory_bytes, " bytes in memory", limits.max_dataset_bytes,
+                     "max_dataset_bytes");
+  }
+
   const int64_t train_rows =
       examples -
       engine::ValidationRows(examples, spec.data().validation_fraction());
@@ -82,6 +130,23 @@ absl::Status CheckLimits(const v1::JobSpec& spec, const ServerLimits& limits) {
   if (batch_size > limits.max_batch_size) {
     return OverLimit("training.batch_size is", batch_size, "",
                      limits.max_batch_size, "max_batch_size");
+  }
+  int64_t example_values = std::max<int64_t>(features, 0);
+  for (const v1::LayerSpec& layer : spec.model().layers()) {
+    example_values += layer.units();
+  }
+  // Evaluation, the dataset sweep and Predict run a forward-only net of
+  // kInferenceRows rows whatever the batch size.
+  const int64_t rows = std::max(batch_size, kInferenceRows);
+  const int64_t activations = SaturatingMul(rows, example_values);
+  if (activations > limits.max_activations) {
+    return OverLimit(
+        absl::StrCat(batch_size >= kInferenceRows
+                         ? absl::StrCat("training.batch_size ", batch_size)
+                         : absl::StrCat(rows, " rows (evaluation's chunk)"),
+                     " times ", example_values,
+                     " inputs and units per example (model.layers) is"),
+        activations, " activations", limits.max_activations, "max_activations");
   }
   const uint64_t steps = effective.training().steps();
   if (steps > static_cast<uint64_t>(limits.max_steps)) {

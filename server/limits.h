@@ -18,8 +18,14 @@ struct ServerLimits {
   int64_t max_steps = 1'000'000;
   /// Examples per step.
   int64_t max_batch_size = 8192;
-  /// Serialized size of a spec's `data` (inline rows or CSV text).
+  /// Size of a spec's `data`, both serialized (inline rows or CSV text)
+  /// and as examples in memory (4 bytes per feature, label or target), so
+  /// that a few bytes of synthetic spec cannot ask for gigabytes.
   int64_t max_dataset_bytes = 64 << 20;
+  /// Activations of one training step: training.batch_size times the input
+  /// features plus the units of every layer. The trainer holds several
+  /// tensors of this size (pre-activations, activations, their gradients).
+  int64_t max_activations = 16'000'000;
   /// Largest request the server receives; above it gRPC itself answers
   /// RESOURCE_EXHAUSTED. Leaves room for a dataset at its limit.
   int64_t max_message_bytes = 80 << 20;
@@ -30,7 +36,8 @@ struct ServerLimits {
 };
 
 /// Checks a spec that passed engine::ValidateJobSpec against the server's
-/// limits on parameters, steps, batch size and dataset bytes. Returns OK or
+/// limits on parameters, steps, batch size, activations and dataset bytes,
+/// without building any of the dataset. Returns OK or
 /// RESOURCE_EXHAUSTED naming the figure, the limit and its flag, e.g.
 /// `model has 5000000 parameters, over the server's limit of 1000000
 /// (--max_parameters)`. Thread-safe (pure function).
