@@ -22,9 +22,11 @@ struct ServerLimits {
   /// and as examples in memory (4 bytes per feature, label or target), so
   /// that a few bytes of synthetic spec cannot ask for gigabytes.
   int64_t max_dataset_bytes = 64 << 20;
-  /// Activations of one training step: training.batch_size times the input
-  /// features plus the units of every layer. The trainer holds several
-  /// tensors of this size (pre-activations, activations, their gradients).
+  /// Activations of one step: rows times the input features plus the units
+  /// of every layer, the rows being training.batch_size or, if larger, the
+  /// 256 that evaluation and Predict run at a time. The trainer holds
+  /// several tensors of this size (pre-activations, activations, their
+  /// gradients).
   int64_t max_activations = 16'000'000;
   /// Largest request the server receives; above it gRPC itself answers
   /// RESOURCE_EXHAUSTED. Leaves room for a dataset at its limit.
