@@ -531,6 +531,13 @@ absl::Status CheckRule(const RuleField& field, const v1::RuleConfig& rule,
                    resolved.threshold(), Ends::kClosed,
                    absl::StrCat("; the upper bound is ", path, ".threshold",
                                 DefaultNote(!rule.has_threshold()))));
+  } else if (field.uses_threshold_low && rule.has_threshold() &&
+             !(rule.threshold() >= resolved.threshold_low())) {
+    // The default lower bound would exceed the upper one: the rule would
+    // fire on every step whatever the ratio.
+    return Invalid(path, ".threshold must be at least ",
+                   Num(resolved.threshold_low()), " (", path,
+                   ".threshold_low, default), got ", Num(rule.threshold()));
   }
   GW_RETURN_IF_ERROR(
       CheckRange(path + ".for_steps", rule.for_steps(), 0, 1000000));

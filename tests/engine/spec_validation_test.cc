@@ -878,6 +878,20 @@ const std::vector<Case> kMonitoringCases = {
      "monitoring.rules.weight_update_ratio.threshold_low must be in [0, 10], "
      "got -1e-09; the upper bound is "
      "monitoring.rules.weight_update_ratio.threshold (default)"},
+    {"ThresholdBelowDefaultThresholdLow",
+     [](v1::JobSpec& s) {
+       Rules(s).mutable_weight_update_ratio()->set_threshold(1e-9);
+     },
+     "monitoring.rules.weight_update_ratio.threshold must be at least 1e-08 "
+     "(monitoring.rules.weight_update_ratio.threshold_low, default), got "
+     "1e-09"},
+    {"InitThresholdBelowDefaultThresholdLow",
+     [](v1::JobSpec& s) {
+       Rules(s).mutable_poor_weight_initialization()->set_threshold(0.05);
+     },
+     "monitoring.rules.poor_weight_initialization.threshold must be at least "
+     "0.1 (monitoring.rules.poor_weight_initialization.threshold_low, "
+     "default), got 0.05"},
     {"RuleForStepsTooMany",
      [](v1::JobSpec& s) {
        Rules(s).mutable_unchanged_weights()->set_for_steps(1000001);
@@ -1087,6 +1101,11 @@ const std::vector<ValidCase> kValidCases = {
        m.mutable_histograms()->set_max(0);
        m.set_curvature_every(1000000000);
        m.set_curvature_iterations(100);
+     }},
+    {"TinyUpdateRatioThresholdWithItsOwnLowerBound",
+     [](v1::JobSpec& s) {
+       Rules(s).mutable_weight_update_ratio()->set_threshold(1e-9);
+       Rules(s).mutable_weight_update_ratio()->set_threshold_low(0);
      }},
     {"RulesExplicit",
      [](v1::JobSpec& s) {
