@@ -113,6 +113,13 @@ SPEC_EDGES = {
         optimizer { momentum: 0.5 nesterov: true weight_decay: 0.01
                     schedule { kind: STEP step_size: 1 gamma: 0.5 } }
         training { steps: 3 batch_size: 4 precision: BF16 }""",
+    "valid-subnormal-elu-alpha-flushed": """
+        data { synthetic { kind: BLOBS samples: 64 features: 1 classes: 4 } }
+        model { layers { units: 8 activation: ELU elu_alpha: 1e-39
+                         batch_norm: BEFORE_ACTIVATION }
+                layers { units: 4 } }
+        loss: CROSS_ENTROPY
+        training { steps: 3 batch_size: 16 flush_denormals: true }""",
     "valid-rules-stop-job-step-activation": """
         data { synthetic { kind: MOONS samples: 32 } }
         model { layers { units: 4 activation: STEP init { scheme: CONSTANT
