@@ -29,11 +29,17 @@ export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export TSAN_OPTIONS="suppressions=$supp/tsan.supp:halt_on_error=0:second_deadlock_stack=1:history_size=4"
 
+# ccache, where installed, makes a rebuild after a small change cheap.
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+    -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
 # Release (-O3) as in production; the sanitizer flags add -g. At -O2 GCC 12
 # wrongly reports -Wmismatched-new-delete in step_allocation_test.cc.
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DGRADWATCH_SANITIZE="$kind" -DGRADWATCH_BUILD_BENCH=OFF \
-  -DGRADWATCH_WERROR=ON -DGRADWATCH_BUILD_TESTS=ON
+  -DGRADWATCH_WERROR=ON -DGRADWATCH_BUILD_TESTS=ON "${launcher[@]}"
 cmake --build "$build"
 
 ctest --test-dir "$build" --output-on-failure "$@"

@@ -18,6 +18,12 @@
 // after 200 jobs. Allocator caches, gRPC's buffers and SQLite's page cache
 // reach their size during the warm-up; measured growth was 1.5-5.5 MiB,
 // the spread being how many jobs a loaded machine lets the sweep keep.
+//
+// Under AddressSanitizer the bound means nothing: its quarantine holds freed
+// memory back from reuse (VmRSS 117 MiB after the warm-up, 494 MiB after 200
+// more jobs, with no leak reported), so the two flat-RSS tests skip
+// themselves there; LeakSanitizer checks the server for leaks instead, when
+// it exits. The control still runs.
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -47,6 +53,14 @@ namespace v1 = ::gradwatch::v1;
 constexpr int kWarmupJobs = 20;
 constexpr int kJobs = 200;
 constexpr int64_t kBoundKiB = 20 * 1024;
+
+// GCC defines __SANITIZE_ADDRESS__ with -fsanitize=address; the test and the
+// server it starts come from the same build, so this describes the server.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
 
 // SPIRALS, a 2-64-64-3 ReLU net, 100 steps with statistics every step: a
 // job of a few milliseconds whose history is about a hundred events.
@@ -181,11 +195,17 @@ class RssTest : public ::testing::Test {
 };
 
 TEST_F(RssTest, MemoryOnlyServerStaysFlat) {
+  if (kAddressSanitizer) {
+    GTEST_SKIP() << "ASan's quarantine keeps freed memory resident";
+  }
   Start({"--data_dir=", "--retention=100ms", "--max_concurrent_jobs=1"});
   EXPECT_LT(Growth(/*swept=*/true), kBoundKiB);
 }
 
 TEST_F(RssTest, ServerWithStoreStaysFlat) {
+  if (kAddressSanitizer) {
+    GTEST_SKIP() << "ASan's quarantine keeps freed memory resident";
+  }
   Start({"--data_dir=" + MakeDataDir(), "--retention=100ms",
          "--max_concurrent_jobs=1"});
   EXPECT_LT(Growth(/*swept=*/true), kBoundKiB);
