@@ -6,6 +6,9 @@
 //    within each repetition so that both see the same machine load.
 //  - BM_Replay: a finished job's history of over 50,000 events replayed
 //    through WatchJob from step 0; events per second.
+// With GRADWATCH_BENCH_TARGET=HOST:PORT the benchmarks run against that
+// gradwatch-server process instead (started with --max_concurrent_jobs=1
+// --job_threads=1); the CPU counters then count the client only.
 // docs/benchmarks.md ("Server streams") gives the command and the figures.
 #include <benchmark/benchmark.h>
 #include <grpcpp/grpcpp.h>
@@ -14,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -37,12 +41,17 @@ constexpr uint64_t kWarmupSteps = 5;
 // The replayed job: one statistics event per step, plus its few others.
 constexpr uint64_t kReplaySteps = 50'000;
 
-// One in-process server (one worker, one oneDNN thread per job) and a
-// client, shared by every benchmark of the process.
+// One in-process server (one worker, one oneDNN thread per job), or the
+// server at GRADWATCH_BENCH_TARGET, and a client, shared by every
+// benchmark of the process.
 class BenchServer {
  public:
   static absl::StatusOr<BenchServer*> Get() {
     static absl::StatusOr<BenchServer*>* instance = [] {
+      if (const char* target = std::getenv("GRADWATCH_BENCH_TARGET")) {
+        return new absl::StatusOr<BenchServer*>(
+            new BenchServer(nullptr, target));
+      }
       server::ServerOptions options;
       options.listen = "127.0.0.1:0";
       options.max_concurrent_jobs = 1;
@@ -52,8 +61,9 @@ class BenchServer {
       if (!started.ok()) {
         return new absl::StatusOr<BenchServer*>(started.status());
       }
+      const std::string target = absl::StrCat("127.0.0.1:", (*started)->port());
       return new absl::StatusOr<BenchServer*>(
-          new BenchServer(std::move(*started)));
+          new BenchServer(std::move(*started), target));
     }();
     return *instance;
   }
@@ -102,13 +112,13 @@ class BenchServer {
   }
 
  private:
-  explicit BenchServer(std::unique_ptr<server::GrpcServer> server)
+  BenchServer(std::unique_ptr<server::GrpcServer> server,
+              const std::string& target)
       : server_(std::move(server)),
         stub_(v1::Trainer::NewStub(
-            grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                grpc::InsecureChannelCredentials()))) {}
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {}
 
-  std::unique_ptr<server::GrpcServer> server_;
+  std::unique_ptr<server::GrpcServer> server_;  // null for an outside one
   std::unique_ptr<v1::Trainer::Stub> stub_;
 };
 
