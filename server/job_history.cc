@@ -36,8 +36,9 @@ JobHistory::EventPtr JobHistory::Append(gradwatch::v1::JobEvent event) {
       if (closed_) return nullptr;
       sequence = events_.size();
     }
-    // Only appends change the size, and they hold append_mu_: the
-    // sequence stays free while the event is serialized outside mu_.
+    // Only appends and restores change the size, and both hold
+    // append_mu_: the sequence stays free while the event is serialized
+    // outside mu_, where readers never wait for it.
     event.set_job_id(job_id_);
     event.set_sequence(sequence);
     *event.mutable_time() = ToTimestamp(absl::Now());

@@ -1,5 +1,6 @@
 #include "server/watch_reactor.h"
 
+#include <functional>
 #include <thread>
 #include <utility>
 #include <vector>
