@@ -242,11 +242,36 @@ absl::Status Client::Train(const v1::JobSpec& spec,
 
 absl::Status Client::WatchJob(const std::string& job_id, uint64_t from_step,
                               const EventHandler& on_event) {
-  grpc::ClientContext context;
-  Prepare(&context, /*unary=*/false);
   v1::WatchJobRequest request;
   request.set_job_id(job_id);
   request.set_from_step(from_step);
+  bool received = false;
+  {
+    grpc::ClientContext context;
+    Prepare(&context, /*unary=*/false);
+    auto reader = stub_->WatchJobBatches(&context, request);
+    v1::JobEventBatch batch;
+    while (reader->Read(&batch)) {
+      received = true;
+      for (const v1::JobEvent& event : batch.events()) {
+        if (!on_event(event)) {
+          context.TryCancel();
+          while (reader->Read(&batch)) {
+          }
+          reader->Finish();
+          return absl::OkStatus();
+        }
+      }
+    }
+    grpc::Status status = reader->Finish();
+    // A server older than WatchJobBatches answers UNIMPLEMENTED before any
+    // event: it still streams them one by one.
+    if (received || status.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+      return ToAbslStatus(status);
+    }
+  }
+  grpc::ClientContext context;
+  Prepare(&context, /*unary=*/false);
   auto reader = stub_->WatchJob(&context, request);
   return ReadStream(reader.get(), &context, on_event);
 }

@@ -83,6 +83,8 @@ class Client {
   absl::Status Train(const gradwatch::v1::JobSpec& spec,
                      const EventHandler& on_event);
   /// Replays a job's events with step >= from_step, then follows it live.
+  /// Reads WatchJobBatches (WatchJob from a server without it) and hands
+  /// the events to `on_event` one by one.
   absl::Status WatchJob(const std::string& job_id, uint64_t from_step,
                         const EventHandler& on_event);
 

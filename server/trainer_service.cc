@@ -59,16 +59,27 @@ grpc::ServerUnaryReactor* TrainerService::SubmitJob(
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainerService::WatchJob(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
+  return Watch(context, *raw, StreamFraming::kEventPerMessage);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainerService::WatchJobBatches(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
+  return Watch(context, *raw, StreamFraming::kBatched);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainerService::Watch(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer& raw,
+    StreamFraming framing) {
   absl::StatusOr<Principal> caller = Caller(*context);
   if (!caller.ok()) return WatchReactor::Fail(ToGrpcStatus(caller.status()));
   v1::WatchJobRequest request;
-  absl::Status parsed = WatchReactor::ParseRequest(*raw, &request);
+  absl::Status parsed = WatchReactor::ParseRequest(raw, &request);
   if (!parsed.ok()) return WatchReactor::Fail(ToGrpcStatus(parsed));
   auto history = jobs_->History(request.job_id(), *caller);
   if (!history.ok()) return WatchReactor::Fail(ToGrpcStatus(history.status()));
   // Closing a watch never cancels the job: no cancel hook.
   return WatchReactor::Start(std::move(*history), request.from_step(), nullptr,
-                             observer_);
+                             observer_, framing);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TrainerService::Train(

@@ -12,6 +12,7 @@
 #include "server/limits.h"
 #include "server/principal.h"
 #include "server/task_runner.h"
+#include "server/watch_reactor.h"
 
 namespace gradwatch::server {
 
@@ -20,14 +21,15 @@ namespace gradwatch::server {
 /// inline, Predict and GetModel run on the service's TaskRunner, streams
 /// are WatchReactors reading job histories. Every handler first asks the
 /// Authenticator who calls, and reaches only the jobs that principal may
-/// access. WatchJob and Train are raw methods: they parse their request
-/// themselves and write each event's bytes as the job's history serialized
-/// them. Thread-safe: gRPC calls the handlers from its own threads
-/// concurrently.
+/// access. WatchJob, WatchJobBatches and Train are raw methods: they parse
+/// their request themselves and write each event's bytes as the job's
+/// history serialized them (WatchJobBatches several to a message). Thread-safe:
+/// gRPC calls the handlers from its own threads concurrently.
 class TrainerService final
     : public gradwatch::v1::Trainer::WithRawCallbackMethod_WatchJob<
-          gradwatch::v1::Trainer::WithRawCallbackMethod_Train<
-              gradwatch::v1::Trainer::CallbackService>> {
+          gradwatch::v1::Trainer::WithRawCallbackMethod_WatchJobBatches<
+              gradwatch::v1::Trainer::WithRawCallbackMethod_Train<
+                  gradwatch::v1::Trainer::CallbackService>>> {
  public:
   /// `jobs`, `observer` (told about streams; may be null) and `auth`
   /// (null: every caller is the anonymous admin) must outlive the service
@@ -41,6 +43,9 @@ class TrainerService final
       const gradwatch::v1::SubmitJobRequest* request,
       gradwatch::v1::Job* response) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJob(
+      grpc::CallbackServerContext* context,
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJobBatches(
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Train(
@@ -70,6 +75,10 @@ class TrainerService final
   // The admission check every submitted spec goes through: the engine's
   // single validation point, then the server's limits.
   absl::Status AdmitSpec(const gradwatch::v1::JobSpec& spec) const;
+  // WatchJob and WatchJobBatches, which differ only in their framing.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer& raw,
+      StreamFraming framing);
   // The principal making the call, or UNAUTHENTICATED.
   absl::StatusOr<Principal> Caller(
       const grpc::CallbackServerContext& context) const;

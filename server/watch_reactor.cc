@@ -1,5 +1,7 @@
 #include "server/watch_reactor.h"
 
+#include <grpc/slice.h>
+
 #include <functional>
 #include <thread>
 #include <utility>
@@ -78,6 +80,29 @@ class FailedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
+size_t AppendBatchEntry(const grpc::Slice& event,
+                        std::vector<grpc::Slice>* slices) {
+  // Field 1, length-delimited, then the length as a varint: at most
+  // 1 + 5 bytes, which grpc_slice_malloc keeps inline in the slice, so
+  // the header allocates nothing.
+  size_t header_size = 2;
+  for (uint64_t rest = event.size() >> 7; rest != 0; rest >>= 7) {
+    ++header_size;
+  }
+  grpc_slice header = grpc_slice_malloc(header_size);
+  uint8_t* out = GRPC_SLICE_START_PTR(header);
+  *out++ = 0x0A;
+  uint64_t length = event.size();
+  while (length >= 0x80) {
+    *out++ = static_cast<uint8_t>(length | 0x80);
+    length >>= 7;
+  }
+  *out = static_cast<uint8_t>(length);
+  slices->emplace_back(header, grpc::Slice::STEAL_REF);
+  slices->push_back(event);
+  return header_size + event.size();
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchReactor::Fail(
     const grpc::Status& status) {
   return new FailedStream(status);
@@ -96,9 +121,10 @@ absl::Status WatchReactor::ParseRequest(
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchReactor::Start(
     std::shared_ptr<JobHistory> history, uint64_t from_step,
-    std::function<void()> on_cancel, JobObserver* observer) {
-  auto reactor = std::make_shared<WatchReactor>(std::move(history), from_step,
-                                                std::move(on_cancel), observer);
+    std::function<void()> on_cancel, JobObserver* observer,
+    StreamFraming framing) {
+  auto reactor = std::make_shared<WatchReactor>(
+      std::move(history), from_step, std::move(on_cancel), observer, framing);
   absl::Status added = reactor->history_->AddListener(reactor);
   if (!added.ok()) {
     if (reactor->on_cancel_) reactor->on_cancel_();
@@ -117,9 +143,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchReactor::Start(
 
 WatchReactor::WatchReactor(std::shared_ptr<JobHistory> history,
                            uint64_t from_step, std::function<void()> on_cancel,
-                           JobObserver* observer)
+                           JobObserver* observer, StreamFraming framing)
     : history_(std::move(history)),
       from_step_(from_step),
+      framing_(framing),
       on_cancel_(std::move(on_cancel)),
       observer_(observer),
       next_sequence_(history_->FirstSequenceAtStep(from_step)) {}
@@ -143,14 +170,17 @@ void WatchReactor::OnHistoryChanged() {
 }
 
 void WatchReactor::OnWriteDone(bool ok) {
+  uint64_t written = 0;
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     in_flight_.Clear();
+    written = in_flight_events_;
+    in_flight_events_ = 0;
     // A failed write means the call is over (cancelled or disconnected).
     if (!ok) broken_ = true;
   }
-  if (ok && observer_ != nullptr) observer_->OnEventsStreamed(1);
+  if (ok && observer_ != nullptr) observer_->OnEventsStreamed(written);
   Advance();
 }
 
@@ -185,27 +215,49 @@ void WatchReactor::Advance() {
       finished_ = finish = true;
       status = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
     } else {
-      while (!write) {
+      const bool batched = framing_ == StreamFraming::kBatched;
+      size_t events = 0;
+      size_t bytes = 0;
+      batch_.clear();
+      while (true) {
         if (pending_.empty()) {
-          const size_t before = pending_.size();
           const bool closed =
               history_->ReadSerialized(next_sequence_, kReadBatch, &pending_);
-          next_sequence_ += pending_.size() - before;
+          next_sequence_ += pending_.size();
           if (pending_.empty()) {
-            if (closed) finished_ = finish = true;
+            // A closed history's last batch goes out first; the next
+            // Advance finishes the stream.
+            if (closed && events == 0) finished_ = finish = true;
             break;
           }
         }
-        SerializedEvent event = std::move(pending_.front());
-        pending_.pop_front();
+        SerializedEvent& event = pending_.front();
         // Live events of steps before from_step (the job had not reached
         // it when the stream started) are not part of the replay.
-        if (event.step < from_step_) continue;
-        // The buffer refers to the history's slice: no copy of the bytes.
-        grpc::ByteBuffer buffer(&event.bytes, 1);
+        if (event.step < from_step_) {
+          pending_.pop_front();
+          continue;
+        }
+        if (events > 0 && (!batched || events >= kMaxBatchEvents ||
+                           bytes + event.bytes.size() > kMaxBatchBytes)) {
+          break;
+        }
+        // The buffer refers to the history's slices: no copy of the bytes.
+        if (batched) {
+          bytes += AppendBatchEntry(event.bytes, &batch_);
+        } else {
+          batch_.push_back(std::move(event.bytes));
+        }
+        pending_.pop_front();
+        ++events;
+      }
+      if (events > 0) {
+        grpc::ByteBuffer buffer(batch_.data(), batch_.size());
         in_flight_.Swap(&buffer);
+        in_flight_events_ = events;
         writing_ = write = true;
       }
+      batch_.clear();
     }
   }
   // in_flight_ is left alone until OnWriteDone.

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -17,8 +18,30 @@
 
 namespace gradwatch::server {
 
-/// One WatchJob or Train stream: writes a job's events with step >=
-/// from_step from its history, then follows the history live until it
+/// How a stream puts events into messages.
+enum class StreamFraming {
+  /// One gradwatch.v1.JobEvent per message (WatchJob, Train).
+  kEventPerMessage,
+  /// One gradwatch.v1.JobEventBatch per message (WatchJobBatches): every
+  /// event at hand when the previous write completed, up to
+  /// kMaxBatchEvents events or kMaxBatchBytes bytes.
+  kBatched,
+};
+
+/// Caps of one batched message; a single larger event travels alone.
+inline constexpr size_t kMaxBatchEvents = 512;
+inline constexpr size_t kMaxBatchBytes = size_t{1} << 20;
+
+/// Appends to `slices` one `events` entry of a gradwatch.v1.JobEventBatch
+/// holding the serialized JobEvent `event`: a small slice with the field's
+/// tag and the event's length, then `event` itself, shared rather than
+/// copied. Concatenated, such entries are a JobEventBatch. Returns the
+/// bytes appended.
+size_t AppendBatchEntry(const grpc::Slice& event,
+                        std::vector<grpc::Slice>* slices);
+
+/// One WatchJob, WatchJobBatches or Train stream: writes a job's events with
+/// step >= from_step from its history, then follows the history live until it
 /// closes. The stream reads the history, never the trainer, so a slow
 /// client only falls behind; it catches up from the history and costs the
 /// job nothing but a notification per event.
@@ -26,7 +49,10 @@ namespace gradwatch::server {
 /// The stream is a raw one (grpc::ByteBuffer messages): it writes the
 /// bytes the history serialized once per event, shared by every stream,
 /// so that a watcher costs no serialization. On the wire each message is
-/// a gradwatch.v1.JobEvent, as the typed client stub reads it.
+/// a gradwatch.v1.JobEvent, as the typed client stub reads it, or with
+/// StreamFraming::kBatched a gradwatch.v1.JobEventBatch whose entries refer
+/// to the same slices: a batch costs a few header bytes per event, and
+/// one write, one system call and one client wake-up per batch.
 ///
 /// gRPC rules kept here: one write in flight; the buffer being written is
 /// kept alive until OnWriteDone; Finish is called exactly once. Nothing
@@ -49,7 +75,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   /// the events written; it must outlive the stream.
   static grpc::ServerWriteReactor<grpc::ByteBuffer>* Start(
       std::shared_ptr<JobHistory> history, uint64_t from_step,
-      std::function<void()> on_cancel, JobObserver* observer = nullptr);
+      std::function<void()> on_cancel, JobObserver* observer = nullptr,
+      StreamFraming framing = StreamFraming::kEventPerMessage);
 
   /// A stream that ends at once with `status`.
   static grpc::ServerWriteReactor<grpc::ByteBuffer>* Fail(
@@ -61,7 +88,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
                                    google::protobuf::MessageLite* message);
 
   WatchReactor(std::shared_ptr<JobHistory> history, uint64_t from_step,
-               std::function<void()> on_cancel, JobObserver* observer);
+               std::function<void()> on_cancel, JobObserver* observer,
+               StreamFraming framing);
 
   void OnHistoryChanged() override;
   void OnWriteDone(bool ok) override;
@@ -74,6 +102,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
   const std::shared_ptr<JobHistory> history_;
   const uint64_t from_step_;
+  const StreamFraming framing_;
   std::function<void()> on_cancel_;
   JobObserver* const observer_;
 
@@ -83,6 +112,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   std::deque<SerializedEvent> pending_ ABSL_GUARDED_BY(mu_);
   // The message in flight; gRPC reads it until OnWriteDone.
   grpc::ByteBuffer in_flight_ ABSL_GUARDED_BY(mu_);
+  // Events in in_flight_, for the observer.
+  uint64_t in_flight_events_ ABSL_GUARDED_BY(mu_) = 0;
+  // Reused for each batch, so that a stream allocates its list once.
+  std::vector<grpc::Slice> batch_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // A task to start the next write is queued on the write pump.
   bool wake_posted_ ABSL_GUARDED_BY(mu_) = false;
