@@ -6,6 +6,8 @@
 //    within each repetition so that both see the same machine load.
 //  - BM_Replay: a finished job's history of over 50,000 events replayed
 //    through WatchJob from step 0; events per second.
+// Each comes twice: as above (one event per message) and, named *_batched,
+// through WatchJobBatches (several events per message).
 // With GRADWATCH_BENCH_TARGET=HOST:PORT the benchmarks run against that
 // gradwatch-server process instead (started with --max_concurrent_jobs=1
 // --job_threads=1); the CPU counters then count the client only.
@@ -96,17 +98,27 @@ class BenchServer {
     }
   }
 
-  // Reads the job's stream from step 0 to its end; `on_event` sees each
-  // event as it arrives.
+  // Reads the job's stream from step 0 to its end, through WatchJobBatches
+  // if `batched`, else WatchJob; `on_event` sees each event as it arrives.
   template <typename F>
-  absl::Status Watch(const std::string& id, F on_event) {
+  absl::Status Watch(const std::string& id, bool batched, F on_event) {
     grpc::ClientContext context;
     v1::WatchJobRequest request;
     request.set_job_id(id);
-    auto reader = stub_->WatchJob(&context, request);
-    v1::JobEvent event;
-    while (reader->Read(&event)) on_event(event);
-    grpc::Status status = reader->Finish();
+    grpc::Status status;
+    if (batched) {
+      auto reader = stub_->WatchJobBatches(&context, request);
+      v1::JobEventBatch batch;
+      while (reader->Read(&batch)) {
+        for (const v1::JobEvent& event : batch.events()) on_event(event);
+      }
+      status = reader->Finish();
+    } else {
+      auto reader = stub_->WatchJob(&context, request);
+      v1::JobEvent event;
+      while (reader->Read(&event)) on_event(event);
+      status = reader->Finish();
+    }
     if (!status.ok()) return absl::InternalError(status.error_message());
     return absl::OkStatus();
   }
@@ -168,9 +180,10 @@ struct JobRun {
 };
 
 // Runs `spec` once; with `watched`, a client reads its stream live from
-// submission to the end, otherwise nobody watches until it has ended.
+// submission to the end (batched or not), otherwise nobody watches until
+// it has ended.
 absl::StatusOr<JobRun> RunJob(BenchServer* server, const v1::JobSpec& spec,
-                              bool watched) {
+                              bool watched, bool batched) {
   const double cpu_start = ProcessCpuSeconds();
   absl::StatusOr<std::string> id = server->Submit(spec);
   if (!id.ok()) return id.status();
@@ -178,12 +191,16 @@ absl::StatusOr<JobRun> RunJob(BenchServer* server, const v1::JobSpec& spec,
   auto add = [&clock](const v1::JobEvent& e) { clock.Add(e); };
   double cpu_end = 0;
   if (watched) {
-    if (absl::Status read = server->Watch(*id, add); !read.ok()) return read;
+    if (absl::Status read = server->Watch(*id, batched, add); !read.ok()) {
+      return read;
+    }
     cpu_end = ProcessCpuSeconds();
   } else {
     if (absl::Status ended = server->AwaitEnd(*id); !ended.ok()) return ended;
     cpu_end = ProcessCpuSeconds();
-    if (absl::Status read = server->Watch(*id, add); !read.ok()) return read;
+    if (absl::Status read = server->Watch(*id, batched, add); !read.ok()) {
+      return read;
+    }
   }
   if (clock.steps() == 0) return absl::InternalError("no timed steps");
   return JobRun{clock.seconds() / clock.steps(), cpu_end - cpu_start,
@@ -199,7 +216,8 @@ double Median(std::vector<double> values) {
 // Each iteration is a pair of runs, unwatched and watched, in alternating
 // order; the overhead is the median of the pairs' ratios, which the
 // machine's load, drifting over seconds, affects least.
-void BM_StreamOverhead(benchmark::State& state, const v1::JobSpec& spec) {
+void BM_StreamOverhead(benchmark::State& state, const v1::JobSpec& spec,
+                       bool batched) {
   absl::StatusOr<BenchServer*> server = BenchServer::Get();
   if (!server.ok()) {
     state.SkipWithError(std::string(server.status().message()).c_str());
@@ -213,7 +231,7 @@ void BM_StreamOverhead(benchmark::State& state, const v1::JobSpec& spec) {
     const auto start = std::chrono::steady_clock::now();
     JobRun runs[2];
     for (bool watched : {watched_first, !watched_first}) {
-      absl::StatusOr<JobRun> run = RunJob(*server, spec, watched);
+      absl::StatusOr<JobRun> run = RunJob(*server, spec, watched, batched);
       if (!run.ok()) {
         state.SkipWithError(std::string(run.status().message()).c_str());
         return;
@@ -312,14 +330,15 @@ absl::StatusOr<ReplayJob> TrainReplayJob(BenchServer* server) {
   if (!id.ok()) return id.status();
   if (absl::Status ended = server->AwaitEnd(*id); !ended.ok()) return ended;
   ReplayJob job{*id, 0};
-  absl::Status read = server->Watch(*id, [&job](const v1::JobEvent& e) {
-    job.bytes += static_cast<int64_t>(e.ByteSizeLong());
-  });
+  absl::Status read =
+      server->Watch(*id, /*batched=*/false, [&job](const v1::JobEvent& e) {
+        job.bytes += static_cast<int64_t>(e.ByteSizeLong());
+      });
   if (!read.ok()) return read;
   return job;
 }
 
-void BM_Replay(benchmark::State& state) {
+void BM_Replay(benchmark::State& state, bool batched) {
   absl::StatusOr<BenchServer*> server = BenchServer::Get();
   if (!server.ok()) {
     state.SkipWithError(std::string(server.status().message()).c_str());
@@ -334,8 +353,8 @@ void BM_Replay(benchmark::State& state) {
   int64_t events = 0;
   const double cpu_start = ProcessCpuSeconds();
   for (auto _ : state) {
-    absl::Status read =
-        (*server)->Watch((*job)->id, [&](const v1::JobEvent&) { ++events; });
+    absl::Status read = (*server)->Watch(
+        (*job)->id, batched, [&](const v1::JobEvent&) { ++events; });
     if (!read.ok()) {
       state.SkipWithError(std::string(read.message()).c_str());
       return;
@@ -352,20 +371,28 @@ void BM_Replay(benchmark::State& state) {
 }
 
 int Register() {
-  benchmark::RegisterBenchmark("BM_StreamOverhead/mnist_mlp", BM_StreamOverhead,
-                               MnistSpec())
-      ->Unit(benchmark::kMillisecond)
-      ->UseManualTime()
-      ->Iterations(8);
-  benchmark::RegisterBenchmark("BM_StreamOverhead/spirals", BM_StreamOverhead,
-                               SpiralsSpec(2000))
-      ->Unit(benchmark::kMillisecond)
-      ->UseManualTime()
-      ->Iterations(8);
-  benchmark::RegisterBenchmark("BM_Replay/spirals_50k", BM_Replay)
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime()
-      ->Iterations(3);
+  for (bool batched : {false, true}) {
+    const std::string suffix = batched ? "_batched" : "";
+    benchmark::RegisterBenchmark(
+        ("BM_StreamOverhead/mnist_mlp" + suffix).c_str(), BM_StreamOverhead,
+        MnistSpec(), batched)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->Iterations(8);
+    benchmark::RegisterBenchmark(("BM_StreamOverhead/spirals" + suffix).c_str(),
+                                 BM_StreamOverhead, SpiralsSpec(2000), batched)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->Iterations(8);
+  }
+  for (bool batched : {false, true}) {
+    benchmark::RegisterBenchmark(
+        batched ? "BM_Replay/spirals_50k_batched" : "BM_Replay/spirals_50k",
+        BM_Replay, batched)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->Iterations(3);
+  }
   return 0;
 }
 
