@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "server/grpc_server.h"
 
@@ -42,6 +43,14 @@ constexpr uint64_t kWarmupSteps = 5;
 
 // The replayed job: one statistics event per step, plus its few others.
 constexpr uint64_t kReplaySteps = 50'000;
+
+// Blocks of up to 1 MiB for the arena a batch is parsed into.
+google::protobuf::ArenaOptions BatchArenaOptions() {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = 64 << 10;
+  options.max_block_size = 1 << 20;
+  return options;
+}
 
 // One in-process server (one worker, one oneDNN thread per job), or the
 // server at GRADWATCH_BENCH_TARGET, and a client, shared by every
@@ -108,9 +117,15 @@ class BenchServer {
     grpc::Status status;
     if (batched) {
       auto reader = stub_->WatchJobBatches(&context, request);
-      v1::JobEventBatch batch;
-      while (reader->Read(&batch)) {
-        for (const v1::JobEvent& event : batch.events()) on_event(event);
+      // As the client library reads: each message parsed into an arena
+      // of its own, so that its hundreds of events cost a few large
+      // allocations, not several each.
+      while (true) {
+        google::protobuf::Arena arena(BatchArenaOptions());
+        auto* batch =
+            google::protobuf::Arena::CreateMessage<v1::JobEventBatch>(&arena);
+        if (!reader->Read(batch)) break;
+        for (const v1::JobEvent& event : batch->events()) on_event(event);
       }
       status = reader->Finish();
     } else {

@@ -199,6 +199,42 @@ TEST_F(BatchedWatchTest, AnUnknownJobIsNotFound) {
   EXPECT_TRUE(batches.empty());
 }
 
+TEST_F(BatchedWatchTest, WatchersOfBothKindsShareTheLimit) {
+  Start({"--max_watchers_per_job=1"});
+  v1::Job job;
+  // Long enough to be running throughout; cancelled below.
+  v1::JobSpec spec = SpiralsSpec(1'000'000);
+  spec.mutable_monitoring()->set_stats_every(100);
+  ASSERT_TRUE(SubmitJob(*stub_, spec, &job).ok());
+  grpc::ClientContext context;
+  v1::WatchJobRequest request;
+  request.set_job_id(job.id());
+  auto first = stub_->WatchJobBatches(&context, request);
+  v1::JobEventBatch batch;
+  // Once a message has arrived, the stream holds its place.
+  ASSERT_TRUE(first->Read(&batch));
+
+  std::vector<v1::JobEventBatch> batches;
+  grpc::Status batched = WatchBatches(*stub_, job.id(), 0, &batches);
+  EXPECT_EQ(batched.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(batched.error_message().find("--max_watchers_per_job"),
+            std::string::npos)
+      << batched.error_message();
+  std::vector<v1::JobEvent> events;
+  EXPECT_EQ(WatchAll(*stub_, job.id(), 0, &events).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  v1::Job cancelled;
+  ASSERT_TRUE(CancelJob(*stub_, job.id(), &cancelled).ok());
+  v1::JobEvent last;
+  while (first->Read(&batch)) {
+    ASSERT_GT(batch.events_size(), 0);
+    last = batch.events(batch.events_size() - 1);
+  }
+  EXPECT_TRUE(first->Finish().ok());
+  EXPECT_EQ(last.state_change().state(), v1::CANCELLED);
+}
+
 // Sends `bytes` as the request of a raw call to `method`; returns the
 // call's status and counts the messages received.
 grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel,
