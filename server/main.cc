@@ -75,7 +75,12 @@ ABSL_FLAG(int64_t, max_steps, kDefaults.max_steps,
 ABSL_FLAG(int64_t, max_batch_size, kDefaults.max_batch_size,
           "Largest training.batch_size accepted.");
 ABSL_FLAG(int64_t, max_dataset_bytes, kDefaults.max_dataset_bytes,
-          "Largest dataset carried in a spec (inline rows or CSV), in bytes.");
+          "Largest dataset carried in a spec (inline rows or CSV), in bytes, "
+          "both as sent and as examples in memory (4 bytes a value).");
+ABSL_FLAG(int64_t, max_activations, kDefaults.max_activations,
+          "Most activations of one step: the rows (training.batch_size, at "
+          "least the 256 of an evaluation chunk) times the input features "
+          "plus every layer's units.");
 ABSL_FLAG(int64_t, max_message_bytes, kDefaults.max_message_bytes,
           "Largest request message received, in bytes; keep it above "
           "--max_dataset_bytes.");
@@ -159,6 +164,7 @@ int main(int argc, char** argv) {
   options.limits.max_steps = absl::GetFlag(FLAGS_max_steps);
   options.limits.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.limits.max_dataset_bytes = absl::GetFlag(FLAGS_max_dataset_bytes);
+  options.limits.max_activations = absl::GetFlag(FLAGS_max_activations);
   options.limits.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.limits.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   options.limits.max_watchers_per_job =
