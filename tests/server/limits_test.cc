@@ -160,5 +160,55 @@ TEST(LimitsTest, DatasetBytesOverTheLimitFail) {
             "(--max_dataset_bytes)");
 }
 
+// 200 spirals of 2 features and a label: 200 * 3 * 4 = 2400 bytes in memory,
+// from a spec of a few bytes.
+TEST(LimitsTest, ExamplesInMemoryCountAgainstTheDatasetLimit) {
+  ServerLimits limits = Generous();
+  limits.max_dataset_bytes = 2400;
+  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  limits.max_dataset_bytes = 2399;
+  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(status.message(),
+            "data.synthetic holds 200 examples of 3 values, 2400 bytes in "
+            "memory, over the server's limit of 2399 (--max_dataset_bytes)");
+}
+
+// Batch 20 is below evaluation's 256-row chunk: 256 * (2 + 16 + 3) = 5376.
+TEST(LimitsTest, ActivationsCountTheEvaluationChunkOrTheBatch) {
+  ServerLimits limits = Generous();
+  limits.max_activations = 5376;
+  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  limits.max_activations = 5375;
+  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(status.message(),
+            "256 rows (evaluation's chunk) times 21 inputs and units per "
+            "example (model.layers) is 5376 activations, over the server's "
+            "limit of 5375 (--max_activations)");
+
+  v1::JobSpec big_batch = SpiralsSpec();
+  big_batch.mutable_training()->set_batch_size(1000);
+  limits.max_activations = 20999;
+  EXPECT_EQ(CheckLimits(big_batch, limits).message(),
+            "training.batch_size 1000 times 21 inputs and units per example "
+            "(model.layers) is 21000 activations, over the server's limit of "
+            "20999 (--max_activations)");
+}
+
+// A first line holding only a byte order mark is skipped by the parser, so
+// the limits must take the inputs from the line after it.
+TEST(LimitsTest, CsvLeadingByteOrderMarkLineIsSkipped) {
+  v1::JobSpec spec = SpiralsSpec();
+  spec.mutable_data()->mutable_csv()->set_content(
+      "\xEF\xBB\xBF\n1,2,3,4,0\n5,6,7,8,1\n");
+  // 4 inputs: 4*16+16 + 16*3+3 = 131 parameters.
+  ServerLimits limits = Generous();
+  limits.max_parameters = 130;
+  EXPECT_EQ(CheckLimits(spec, limits).message(),
+            "model has 131 parameters, over the server's limit of 130 "
+            "(--max_parameters)");
+}
+
 }  // namespace
 }  // namespace gradwatch::server
