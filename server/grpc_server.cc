@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   job_options.job_threads = options.job_threads;
   job_options.max_queued_jobs = options.limits.max_queued_jobs;
   job_options.max_watchers_per_job = options.limits.max_watchers_per_job;
+  job_options.max_history_bytes = options.limits.max_history_bytes;
   job_options.observer = options.job_observer;
   job_options.retention = options.retention;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =

@@ -509,6 +509,9 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
   // record and appends to the history, whose readers never block it.
   bool summary_seen = false;
   v1::Summary summary;
+  // Set once the history passes max_history_bytes: the job is cancelled,
+  // and its summary says FAILED and why.
+  std::string history_full;
   auto on_event = [&](const v1::JobEvent& event) {
     v1::JobEvent copy = event;
     {
@@ -525,11 +528,25 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
     if (copy.has_summary()) {
       if (entry->interrupted) {
         copy.mutable_summary()->set_state(v1::INTERRUPTED);
+      } else if (!history_full.empty()) {
+        copy.mutable_summary()->set_state(v1::FAILED);
+        copy.mutable_summary()->set_error(history_full);
       }
       summary = copy.summary();
       summary_seen = true;
     }
+    const uint64_t step = copy.step();
     Append(entry, std::move(copy));
+    const uint64_t bytes = entry->history->serialized_bytes();
+    if (history_full.empty() &&
+        bytes > static_cast<uint64_t>(options_.max_history_bytes)) {
+      history_full = absl::StrCat(
+          "the job's event history reached ", bytes, " bytes at step ", step,
+          ", over the server's limit of ", options_.max_history_bytes,
+          " (--max_history_bytes): raise monitoring.stats_every or lower "
+          "training.steps");
+      entry->cancel.Cancel();
+    }
   };
   try {
     v1::Summary returned = trainer->Run(on_event, entry->cancel);
@@ -537,6 +554,10 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
   } catch (const std::exception& e) {
     summary.set_state(v1::FAILED);
     summary.set_error(absl::StrCat("training failed: ", e.what()));
+  }
+  if (!summary_seen && !history_full.empty() && !entry->interrupted) {
+    summary.set_state(v1::FAILED);
+    summary.set_error(history_full);
   }
   if (summary.state() == v1::JOB_STATE_UNSPECIFIED ||
       (entry->interrupted && summary.state() == v1::CANCELLED)) {

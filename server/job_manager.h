@@ -36,6 +36,9 @@ struct JobManagerOptions {
   int64_t max_queued_jobs = 64;
   /// Streams following one job at once.
   int64_t max_watchers_per_job = 32;
+  /// A running job whose history's serialized events pass this many bytes
+  /// is stopped and ends FAILED, naming --max_history_bytes.
+  int64_t max_history_bytes = int64_t{1} << 30;
   /// Told every event appended to a job's history (not owned; may be null).
   JobObserver* observer = nullptr;
   /// How long a finished job is kept (in memory and in the store) after it

@@ -35,6 +35,9 @@ struct ServerLimits {
   int64_t max_queued_jobs = 64;
   /// Concurrent WatchJob / Train streams on one job.
   int64_t max_watchers_per_job = 32;
+  /// Serialized events one job's history may hold (it is kept in memory
+  /// until the job's retention ends). A job that passes it ends FAILED.
+  int64_t max_history_bytes = int64_t{1} << 30;
 };
 
 /// Checks a spec that passed engine::ValidateJobSpec against the server's

@@ -84,6 +84,10 @@ ABSL_FLAG(int64_t, max_activations, kDefaults.max_activations,
 ABSL_FLAG(int64_t, max_message_bytes, kDefaults.max_message_bytes,
           "Largest request message received, in bytes; keep it above "
           "--max_dataset_bytes.");
+ABSL_FLAG(int64_t, max_history_bytes, kDefaults.max_history_bytes,
+          "Most bytes of serialized events one job's history may hold (kept "
+          "in memory until the job's retention ends); a job that passes it "
+          "ends FAILED.");
 ABSL_FLAG(int64_t, max_watchers_per_job, kDefaults.max_watchers_per_job,
           "Most WatchJob/Train streams open on one job at once.");
 ABSL_FLAG(int, job_threads, 0,
@@ -169,6 +173,7 @@ int main(int argc, char** argv) {
   options.limits.max_queued_jobs = absl::GetFlag(FLAGS_max_queued_jobs);
   options.limits.max_watchers_per_job =
       absl::GetFlag(FLAGS_max_watchers_per_job);
+  options.limits.max_history_bytes = absl::GetFlag(FLAGS_max_history_bytes);
   options.max_concurrent_jobs = absl::GetFlag(FLAGS_max_concurrent_jobs);
   if (options.max_concurrent_jobs < 1) {
     std::fprintf(stderr, "--max_concurrent_jobs must be at least 1\n");

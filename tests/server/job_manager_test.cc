@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
@@ -86,6 +87,36 @@ v1::PredictRequest PredictRows(const std::string& job_id) {
     row->add_x(0.5f);
   }
   return request;
+}
+
+// A job whose history passes max_history_bytes is stopped within a step
+// and ends FAILED, its summary naming the flag.
+TEST(JobManagerTest, AJobWhoseHistoryOutgrowsTheLimitFails) {
+  JobManagerOptions options = Options();
+  options.max_history_bytes = 4000;
+  auto manager = JobManager::Create(options, nullptr);
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  v1::JobSpec spec = SpiralsSpec();
+  spec.mutable_training()->set_steps(100000);
+  auto job = (*manager)->Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitForEnd(**manager, job->id());
+
+  auto record = (*manager)->Get(job->id(), /*with_spec=*/false);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->state(), v1::FAILED);
+  EXPECT_THAT(record->summary().error(),
+              ::testing::HasSubstr("over the server's limit of 4000 "
+                                   "(--max_history_bytes)"));
+  // Stopped at the first step that passed the limit: a few hundred bytes
+  // per statistics event, nowhere near the 100000 steps asked for.
+  EXPECT_LT(record->steps_completed(), 20u);
+  auto history = (*manager)->History(job->id());
+  ASSERT_TRUE(history.ok());
+  const std::vector<v1::JobEvent> events = Events(**history);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state_change().state(), v1::FAILED);
+  EXPECT_LT((*history)->serialized_bytes(), 4000u + 4000u);
 }
 
 TEST(JobManagerTest, WritesRecordEventsAndModelThroughToTheStore) {
