@@ -33,7 +33,7 @@ struct ServerLimits {
   int64_t max_message_bytes = 80 << 20;
   /// Jobs waiting for a worker; a submission beyond it is refused.
   int64_t max_queued_jobs = 64;
-  /// Concurrent WatchJob / Train streams on one job.
+  /// Concurrent WatchJob / WatchJobBatches / Train streams on one job.
   int64_t max_watchers_per_job = 32;
   /// Serialized events one job's history may hold (it is kept in memory
   /// until the job's retention ends). A job that passes it ends FAILED.

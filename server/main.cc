@@ -89,7 +89,8 @@ ABSL_FLAG(int64_t, max_history_bytes, kDefaults.max_history_bytes,
           "in memory until the job's retention ends); a job that passes it "
           "ends FAILED.");
 ABSL_FLAG(int64_t, max_watchers_per_job, kDefaults.max_watchers_per_job,
-          "Most WatchJob/Train streams open on one job at once.");
+          "Most WatchJob/WatchJobBatches/Train streams open on one job at "
+          "once.");
 ABSL_FLAG(int, job_threads, 0,
           "oneDNN threads per job when the spec leaves training.threads at "
           "0; 0 = cores / --max_concurrent_jobs, at least 1.");
