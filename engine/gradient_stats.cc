@@ -278,10 +278,12 @@ void SweepRange(const float* g, int64_t begin, int64_t end, Partial& p) {
     const int occupied_bins = (lo <= hi ? hi - lo + 1 : 0) + 2;
     if (occupied_bins <= kMaxCompareBins &&
         n >= kDirectEntriesPerBin * occupied_bins) {
-      int num_bins = 0;
-      bins[num_bins++] = 0;
-      for (int f = lo; f <= hi; ++f) bins[num_bins++] = static_cast<uint8_t>(f);
-      bins[num_bins++] = 255;
+      const int num_bins = occupied_bins;
+      bins[0] = 0;
+      for (int k = 1; k + 1 < num_bins; ++k) {
+        bins[k] = static_cast<uint8_t>(lo + k - 1);
+      }
+      bins[num_bins - 1] = 255;
       CountFields(fields, n, bins, num_bins, counts);
       for (int k = 0; k < num_bins; ++k) p.field_counts[bins[k]] += counts[k];
       tiny = counts[0];
