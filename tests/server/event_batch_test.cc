@@ -21,7 +21,10 @@ v1::JobEvent EventOfSize(size_t size, uint64_t sequence) {
   v1::JobEvent event;
   event.set_sequence(sequence);
   event.set_step(sequence * 3);
-  for (size_t id = 0; id <= size; ++id) {
+  // The job id adds its length plus a tag and a length varint of at most
+  // 10 bytes together: start just below and grow it byte by byte.
+  const size_t base = event.ByteSizeLong();
+  for (size_t id = size > base + 10 ? size - base - 10 : 0; id <= size; ++id) {
     event.set_job_id(std::string(id, 'j'));
     if (event.ByteSizeLong() == size) return event;
   }
