@@ -62,17 +62,32 @@ inline float AbsOrInf(float d) {
 }
 
 // max_abs[j] = max over rows of |f'|; inlined into the vectorized clones
-// below.
+// below. Blocks of kUnitBlock units keep their maxima in registers over all
+// rows: read from and stored to max_abs, each row's maxima would wait on the
+// previous row's stores.
+constexpr int kUnitBlock = 32;
+
 template <class Derivative>
 inline void MaxAbsDerivative(const Derivative& derivative, const float* z,
                              const float* a, int rows, int units,
                              float* max_abs) {
-  std::fill(max_abs, max_abs + units, 0.0f);
+  int j0 = 0;
+  for (; j0 + kUnitBlock <= units; j0 += kUnitBlock) {
+    float block[kUnitBlock] = {};
+    for (int r = 0; r < rows; ++r) {
+      const int64_t offset = static_cast<int64_t>(r) * units + j0;
+      for (int k = 0; k < kUnitBlock; ++k) {
+        const float v = AbsOrInf(derivative(z[offset + k], a[offset + k]));
+        block[k] = v > block[k] ? v : block[k];
+      }
+    }
+    std::copy(block, block + kUnitBlock, max_abs + j0);
+  }
+  std::fill(max_abs + j0, max_abs + units, 0.0f);
   for (int r = 0; r < rows; ++r) {
-    const float* zr = z + static_cast<int64_t>(r) * units;
-    const float* ar = a + static_cast<int64_t>(r) * units;
-    for (int j = 0; j < units; ++j) {
-      const float v = AbsOrInf(derivative(zr[j], ar[j]));
+    const int64_t offset = static_cast<int64_t>(r) * units;
+    for (int j = j0; j < units; ++j) {
+      const float v = AbsOrInf(derivative(z[offset + j], a[offset + j]));
       max_abs[j] = v > max_abs[j] ? v : max_abs[j];
     }
   }
