@@ -161,31 +161,31 @@ void CountFields(const uint8_t* fields, int n, const uint8_t* bins,
 
 // counts[f] += entries of fields[0, n) equal to f, for f in {0, 255} and
 // [lo, hi] (the only fields that occur), entry by entry: for blocks too
-// small for CountFields or whose exponents spread too wide for it. Neighbouring
-// gradients mostly share an exponent, so four interleaved tables keep each
-// increment from waiting on the previous one's store; only their occupied
-// entries are cleared and read.
+// small for CountFields or whose exponents spread too wide for it.
+// Neighbouring gradients mostly share an exponent, so kDirectTables
+// interleaved tables keep each increment from waiting on the previous one's
+// store; only their occupied entries are cleared and read.
+constexpr int kDirectTables = 8;
+static_assert(kBlock / kDirectTables <= UINT16_MAX, "16-bit table counts");
+
 void CountFieldsDirect(const uint8_t* fields, int n, int lo, int hi,
                        uint64_t* counts) {
-  uint32_t tables[4][kFieldValues];
+  uint16_t tables[kDirectTables][kFieldValues];
   auto for_each_field = [lo, hi](auto&& visit) {
     visit(0);
     for (int f = lo; f <= hi; ++f) visit(f);
     visit(255);
   };
   for_each_field([&](int f) {
-    tables[0][f] = tables[1][f] = tables[2][f] = tables[3][f] = 0;
+    for (auto& table : tables) table[f] = 0;
   });
   int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    ++tables[0][fields[i]];
-    ++tables[1][fields[i + 1]];
-    ++tables[2][fields[i + 2]];
-    ++tables[3][fields[i + 3]];
+  for (; i + kDirectTables <= n; i += kDirectTables) {
+    for (int t = 0; t < kDirectTables; ++t) ++tables[t][fields[i + t]];
   }
   for (; i < n; ++i) ++tables[0][fields[i]];
   for_each_field([&](int f) {
-    counts[f] += tables[0][f] + tables[1][f] + tables[2][f] + tables[3][f];
+    for (const auto& table : tables) counts[f] += table[f];
   });
 }
 
