@@ -42,4 +42,17 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DGRADWATCH_WERROR=ON -DGRADWATCH_BUILD_TESTS=ON "${launcher[@]}"
 cmake --build "$build"
 
-ctest --test-dir "$build" --output-on-failure "$@"
+status=0
+ctest --test-dir "$build" --output-on-failure "$@" || status=$?
+
+# A report does not always fail the test that caused it: TSan prints and
+# goes on (halt_on_error=0), and a server that a test's fixture kills with
+# SIGKILL never reaches the exit-time checks that would make its status
+# non-zero. So a report anywhere in the tests' output fails the run.
+log="$build/Testing/Temporary/LastTest.log"
+if grep -E "^SUMMARY: (Address|Leak|Thread|UndefinedBehavior)Sanitizer" \
+  "$log"; then
+  echo "sanitizer reports in the tests' output above; all of it: $log" >&2
+  status=1
+fi
+exit "$status"
