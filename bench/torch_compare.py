@@ -4,8 +4,11 @@
 Runs bench/gradwatch_bench (Google Benchmark) and the same models in
 PyTorch -- same shapes, batch, data size, loss, optimizer (SGD, momentum
 0.9) and thread count -- in one invocation, and prints per configuration
-both median step times, their ratio, the engine's GFLOP/s and its fraction
-of the oneDNN matmul peak measured in the same run.
+both median step times, the median of their paired ratios, the engine's
+GFLOP/s and its fraction of the oneDNN matmul peak measured in the same
+run. Each repetition times every configuration on both sides back to back
+(the engine in a fresh process per benchmark), so that a slow minute of the
+machine falls on both sides of a ratio.
 
 PyTorch is Debian's python3-torch. Run it against OpenBLAS
 (libopenblas0-openmp), not the reference BLAS, or the comparison is
@@ -22,7 +25,6 @@ CPU autocast to bfloat16).
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -90,71 +92,77 @@ class TorchStats:
         return figures
 
 
-def time_torch(widths, batch, threads, repetitions, with_stats, dtype):
-    torch.manual_seed(0)
-    torch.set_num_threads(threads)
-    model = make_model(widths)
-    rows = 4 * batch
-    # The engine's BLOBS data (bench/bench_specs.cc), same construction:
-    # class k = i % classes, centers U(-5, 5)^features, x = c_k + N(0, 1).
-    classes = widths[-1]
-    centers = torch.rand(classes, widths[0]) * 10 - 5
-    y_all = torch.arange(rows) % classes
-    x_all = centers[y_all] + torch.randn(rows, widths[0])
-    loss_fn = torch.nn.CrossEntropyLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    stats = TorchStats(model) if with_stats else None
-    steps = steps_per_run(widths, batch)
-    order = torch.randperm(rows)
-    position = [0]
+class TorchRun:
+    """One configuration and variant in PyTorch, built once and warmed up;
+    time() gives the mean step time of one repetition, in seconds."""
 
-    def step():
-        if position[0] + batch > rows:
-            order.copy_(torch.randperm(rows))
-            position[0] = 0
-        idx = order[position[0]:position[0] + batch]
-        position[0] += batch
-        x, y = x_all[idx], y_all[idx]
-        opt.zero_grad(set_to_none=True)
-        if dtype == "bf16":
+    def __init__(self, widths, batch, threads, with_stats, dtype):
+        torch.manual_seed(0)
+        torch.set_num_threads(threads)
+        self.model = make_model(widths)
+        rows = 4 * batch
+        # The engine's BLOBS data (bench/bench_specs.cc), same construction:
+        # class k = i % classes, centers U(-5, 5)^features, x = c_k + N(0, 1).
+        classes = widths[-1]
+        centers = torch.rand(classes, widths[0]) * 10 - 5
+        self.y_all = torch.arange(rows) % classes
+        self.x_all = centers[self.y_all] + torch.randn(rows, widths[0])
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01,
+                                   momentum=0.9)
+        self.stats = TorchStats(self.model) if with_stats else None
+        self.dtype = dtype
+        self.threads = threads
+        self.batch = batch
+        self.rows = rows
+        self.steps = steps_per_run(widths, batch)
+        self.order = torch.randperm(rows)
+        self.position = 0
+        for _ in range(3):  # warm-up
+            self.step()
+
+    def step(self):
+        if self.position + self.batch > self.rows:
+            self.order.copy_(torch.randperm(self.rows))
+            self.position = 0
+        idx = self.order[self.position:self.position + self.batch]
+        self.position += self.batch
+        x, y = self.x_all[idx], self.y_all[idx]
+        self.opt.zero_grad(set_to_none=True)
+        if self.dtype == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = loss_fn(model(x), y)
+                loss = self.loss_fn(self.model(x), y)
         else:
-            loss = loss_fn(model(x), y)
+            loss = self.loss_fn(self.model(x), y)
         loss.backward()
-        opt.step()
-        if stats:
-            stats.collect()
+        self.opt.step()
+        if self.stats:
+            self.stats.collect()
         return loss
 
-    for _ in range(3):  # warm-up
-        step()
-    times = []
-    for _ in range(repetitions):
+    def time(self):
+        # Other processes ran since the last call: wake PyTorch's threads and
+        # refill the caches first, as the engine's run does before it times.
+        torch.set_num_threads(self.threads)
+        for _ in range(3):
+            self.step()
         start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
+        for _ in range(self.steps):
+            self.step()
+        return (time.perf_counter() - start) / self.steps
 
 
-def run_gradwatch(bench, repetitions, names):
-    pattern = "|".join(["BM_MatmulPeak"] + [f"BM_TrainStep/{n}/" for n in names])
+def run_gradwatch(bench, name):
+    """One repetition of the Google Benchmark `name` (e.g.
+    "BM_TrainStep/tiny/f32/nostats") in a fresh process; its counters."""
     out = subprocess.run(
-        [bench, f"--benchmark_filter={pattern}", "--benchmark_format=json",
-         f"--benchmark_repetitions={repetitions}",
-         "--benchmark_report_aggregates_only=true"],
+        [bench, f"--benchmark_filter=^{name}/", "--benchmark_format=json",
+         "--benchmark_repetitions=1"],
         check=True, capture_output=True, text=True).stdout
-    medians = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        # "BM_TrainStep/tiny/f32/nostats/min_time:1.000/real_time" ->
-        # "BM_TrainStep/tiny/f32/nostats"
-        name = "/".join(part for part in b["run_name"].split("/")
-                        if not part.startswith(("min_time:", "real_time")))
-        medians[name] = b
-    return medians
+    benchmarks = json.loads(out)["benchmarks"]
+    if len(benchmarks) != 1:
+        sys.exit(f"{bench}: {len(benchmarks)} results for {name}")
+    return benchmarks[0]
 
 
 def main():
@@ -171,34 +179,58 @@ def main():
     args = parser.parse_args()
     names = args.configs.split(",")
 
-    gw = run_gradwatch(args.bench, args.repetitions, names)
-    peak = gw["BM_MatmulPeak/f32"]["GFLOPs"]
-    peak_bf16 = gw["BM_MatmulPeak/bf16"]["GFLOPs"]
-    print(f"# torch {torch.__version__}, {args.threads} threads, "
-          f"medians of {args.repetitions} runs; oneDNN matmul peak "
-          f"f32 {peak:.0f} GFLOP/s, bf16 {peak_bf16:.0f} GFLOP/s")
     variants = [("f32/nostats", False, "f32")]
     if args.stats:
         variants.append(("f32/stats", True, "f32"))
     if args.bf16:
         variants.append(("bf16/nostats", False, "bf16"))
-    print("| config | variant | gradwatch ms/step | PyTorch ms/step | "
-          "speed-up | gradwatch GFLOP/s | % of matmul peak |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    step_ms = {}
+    torch_runs = {}
     for name in names:
         widths, batch = CONFIGS[name]
         for variant, with_stats, dtype in variants:
-            g_ms = gw[f"BM_TrainStep/{name}/{variant}"]["step_us"] / 1e3
-            t_ms = time_torch(widths, batch, args.threads, args.repetitions,
-                              with_stats, dtype) * 1e3
-            step_ms[(name, variant)] = (g_ms, t_ms)
-            gflops = flops_per_step(widths, batch) / (g_ms * 1e-3) * 1e-9
-            ref_peak = peak_bf16 if dtype == "bf16" else peak
-            print(f"| {name} | {variant} | {g_ms:.3f} | {t_ms:.3f} | "
-                  f"{t_ms / g_ms:.2f}x | {gflops:.0f} | "
-                  f"{100 * gflops / ref_peak:.0f}% |")
-            sys.stdout.flush()
+            torch_runs[(name, variant)] = TorchRun(widths, batch, args.threads,
+                                                   with_stats, dtype)
+
+    # The machine's speed drifts over minutes (other tenants, caches), so
+    # each repetition times every configuration on both sides back to back,
+    # and ratios are taken within a repetition before their median.
+    peaks = {"f32": [], "bf16": []}
+    g_ms, t_ms, curvature_ms = {}, {}, {}
+    for _ in range(args.repetitions):
+        for dtype in peaks:
+            peaks[dtype].append(
+                run_gradwatch(args.bench, f"BM_MatmulPeak/{dtype}")["GFLOPs"])
+        for name in names:
+            for variant, _, _ in variants:
+                key = (name, variant)
+                g = run_gradwatch(args.bench, f"BM_TrainStep/{name}/{variant}")
+                g_ms.setdefault(key, []).append(g["step_us"] / 1e3)
+                t_ms.setdefault(key, []).append(torch_runs[key].time() * 1e3)
+            if args.stats:
+                c = run_gradwatch(args.bench,
+                                  f"BM_TrainStep/{name}/f32/curvature10")
+                curvature_ms.setdefault(name, []).append(c["step_us"] / 1e3)
+
+    def ratio(a, b):
+        return statistics.median(x / y for x, y in zip(a, b))
+
+    median = statistics.median
+    peak = {dtype: median(v) for dtype, v in peaks.items()}
+    print(f"# torch {torch.__version__}, {args.threads} threads, "
+          f"medians of {args.repetitions} paired repetitions; oneDNN matmul "
+          f"peak f32 {peak['f32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} "
+          "GFLOP/s")
+    print("| config | variant | gradwatch ms/step | PyTorch ms/step | "
+          "speed-up | gradwatch GFLOP/s | % of matmul peak |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        widths, batch = CONFIGS[name]
+        for variant, _, dtype in variants:
+            g, t = g_ms[(name, variant)], t_ms[(name, variant)]
+            gflops = flops_per_step(widths, batch) / (median(g) * 1e-3) * 1e-9
+            print(f"| {name} | {variant} | {median(g):.3f} | {median(t):.3f} "
+                  f"| {ratio(t, g):.2f}x | {gflops:.0f} | "
+                  f"{100 * gflops / peak[dtype]:.0f}% |")
     if not args.stats:
         return
     print()
@@ -206,11 +238,11 @@ def main():
           ".item() | one Hessian estimate (20 iterations), ms |")
     print("|---|---:|---:|---:|")
     for name in names:
-        g0, t0 = step_ms[(name, "f32/nostats")]
-        g1, t1 = step_ms[(name, "f32/stats")]
-        curv = gw[f"BM_TrainStep/{name}/f32/curvature10"]["step_us"] / 1e3
-        print(f"| {name} | +{100 * (g1 / g0 - 1):.1f}% | "
-              f"+{100 * (t1 / t0 - 1):.0f}% | {10 * (curv - g1):.2f} |")
+        g0, t0 = g_ms[(name, "f32/nostats")], t_ms[(name, "f32/nostats")]
+        g1, t1 = g_ms[(name, "f32/stats")], t_ms[(name, "f32/stats")]
+        hessian = median(10 * (c - s) for c, s in zip(curvature_ms[name], g1))
+        print(f"| {name} | {100 * (ratio(g1, g0) - 1):+.1f}% | "
+              f"{100 * (ratio(t1, t0) - 1):+.0f}% | {hessian:.2f} |")
 
 
 if __name__ == "__main__":
