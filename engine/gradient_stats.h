@@ -56,7 +56,7 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
                    GradientSummary& out);
 
 /// Buffers this large are swept by several threads.
-inline constexpr int64_t kParallelSweepElements = int64_t{1} << 18;
+inline constexpr int64_t kParallelSweepElements = int64_t{1} << 16;
 
 /// Sum of x[i]^2 in double precision (vectorized; split over the OpenMP
 /// threads from kParallelSweepElements entries, deterministically).
