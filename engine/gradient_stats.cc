@@ -226,11 +226,34 @@ struct Partial {
   }
 };
 
+// Entries per bit of SubnormalChunks' mask: a block's chunks fit in 64 bits.
+constexpr int kSubnormalChunk = 64;
+static_assert(kBlock / kSubnormalChunk <= 64, "one mask bit per chunk");
+
+// Bit c is set when g[64c, 64c + 64) holds a subnormal. Subnormals are
+// usually a sparse tail of a block: this vectorized pass lets
+// CountSubnormals look at the few chunks that hold them.
+GRADWATCH_WIDE_CLONES
+uint64_t SubnormalChunks(const float* g, int n) {
+  uint64_t mask = 0;
+  for (int c = 0; c * kSubnormalChunk < n; ++c) {
+    const int end = std::min(n, (c + 1) * kSubnormalChunk);
+    uint32_t any = 0;
+#pragma omp simd reduction(| : any)
+    for (int i = c * kSubnormalChunk; i < end; ++i) {
+      any |= (Bits(g + i) & kAbsMask) - 1u < kMinNormalBits - 1u;
+    }
+    mask |= uint64_t{any} << c;
+  }
+  return mask;
+}
+
 // A subnormal m * 2^-149 (0 < m < 2^23) has floor(log2) = -149 + the index
-// of m's highest set bit. Only run on blocks that hold subnormals, where
-// they are often interleaved with normal entries: the bin is chosen without
-// a branch (kSubnormalBins takes every other entry) and counted in four
-// interleaved tables, as in CountFieldsDirect.
+// of m's highest set bit. Only run on blocks that hold subnormals, and only
+// over their chunks that do, where they are often interleaved with normal
+// entries: the bin is chosen without a branch (kSubnormalBins takes every
+// other entry) and counted in four interleaved tables, as in
+// CountFieldsDirect.
 void CountSubnormals(const float* g, int n, Partial& p) {
   uint32_t tables[4][kSubnormalBins + 1] = {};
   auto bin = [g](int i) {
@@ -238,14 +261,19 @@ void CountSubnormals(const float* g, int n, Partial& p) {
     const int top = 31 - __builtin_clz(abs_bits | 1u);
     return abs_bits - 1u < kMinNormalBits - 1u ? top : kSubnormalBins;
   };
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    ++tables[0][bin(i)];
-    ++tables[1][bin(i + 1)];
-    ++tables[2][bin(i + 2)];
-    ++tables[3][bin(i + 3)];
+  for (uint64_t chunks = SubnormalChunks(g, n); chunks != 0;
+       chunks &= chunks - 1) {
+    const int begin = __builtin_ctzll(chunks) * kSubnormalChunk;
+    const int end = std::min(n, begin + kSubnormalChunk);
+    int i = begin;
+    for (; i + 4 <= end; i += 4) {
+      ++tables[0][bin(i)];
+      ++tables[1][bin(i + 1)];
+      ++tables[2][bin(i + 2)];
+      ++tables[3][bin(i + 3)];
+    }
+    for (; i < end; ++i) ++tables[0][bin(i)];
   }
-  for (; i < n; ++i) ++tables[0][bin(i)];
   for (int s = 0; s < kSubnormalBins; ++s) {
     p.subnormal_counts[s] +=
         tables[0][s] + tables[1][s] + tables[2][s] + tables[3][s];
