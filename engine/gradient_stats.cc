@@ -252,8 +252,7 @@ uint64_t SubnormalChunks(const float* g, int n) {
 // of m's highest set bit. Only run on blocks that hold subnormals, and only
 // over their chunks that do, where they are often interleaved with normal
 // entries: the bin is chosen without a branch (kSubnormalBins takes every
-// other entry) and counted in four interleaved tables, as in
-// CountFieldsDirect.
+// other entry) and counted in interleaved tables (see CountFieldsDirect).
 void CountSubnormals(const float* g, int n, Partial& p) {
   uint32_t tables[4][kSubnormalBins + 1] = {};
   auto bin = [g](int i) {
