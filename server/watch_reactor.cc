@@ -160,6 +160,10 @@ void WatchReactor::OnHistoryChanged() {
     }
     wake_posted_ = true;
   }
+  PostAdvance();
+}
+
+void WatchReactor::PostAdvance() {
   WritePump::Get().Post([self = shared_from_this()] {
     {
       absl::MutexLock lock(&self->mu_);
@@ -171,6 +175,7 @@ void WatchReactor::OnHistoryChanged() {
 
 void WatchReactor::OnWriteDone(bool ok) {
   uint64_t written = 0;
+  bool gather = false;
   {
     absl::MutexLock lock(&mu_);
     writing_ = false;
@@ -179,9 +184,21 @@ void WatchReactor::OnWriteDone(bool ok) {
     in_flight_events_ = 0;
     // A failed write means the call is over (cancelled or disconnected).
     if (!ok) broken_ = true;
+    // A batched stream that has caught up with a live job lets the next
+    // events gather on the pump, as an idle stream's do, instead of
+    // writing the few that arrived during this write: per-message costs
+    // are then paid once per pump delay, not every few events. A full
+    // batch means a replay or a backlog: the next write starts at once.
+    gather = ok && framing_ == StreamFraming::kBatched &&
+             written < kMaxBatchEvents && pending_.empty() && !wake_posted_;
+    if (gather) wake_posted_ = true;
   }
   if (ok && observer_ != nullptr) observer_->OnEventsStreamed(written);
-  Advance();
+  if (gather) {
+    PostAdvance();
+  } else {
+    Advance();
+  }
 }
 
 void WatchReactor::OnCancel() {

@@ -99,6 +99,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
  private:
   // Starts the next write, or finishes the stream, if nothing is in flight.
   void Advance();
+  // Runs Advance on the write pump, after its delay; wake_posted_ is set.
+  void PostAdvance();
 
   const std::shared_ptr<JobHistory> history_;
   const uint64_t from_step_;
