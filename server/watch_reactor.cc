@@ -187,10 +187,11 @@ void WatchReactor::OnWriteDone(bool ok) {
     // A batched stream that has caught up with a live job lets the next
     // events gather on the pump, as an idle stream's do, instead of
     // writing the few that arrived during this write: per-message costs
-    // are then paid once per pump delay, not every few events. A full
-    // batch means a replay or a backlog: the next write starts at once.
+    // are then paid once per pump delay, not every few events. A batch cut
+    // by its limits means a replay or a backlog: the next write starts at
+    // once.
     gather = ok && framing_ == StreamFraming::kBatched &&
-             written < kMaxBatchEvents && pending_.empty() && !wake_posted_;
+             in_flight_caught_up_ && !wake_posted_;
     if (gather) wake_posted_ = true;
   }
   if (ok && observer_ != nullptr) observer_->OnEventsStreamed(written);
@@ -235,6 +236,7 @@ void WatchReactor::Advance() {
       const bool batched = framing_ == StreamFraming::kBatched;
       size_t events = 0;
       size_t bytes = 0;
+      bool caught_up = false;
       batch_.clear();
       while (true) {
         if (pending_.empty()) {
@@ -242,6 +244,7 @@ void WatchReactor::Advance() {
               history_->ReadSerialized(next_sequence_, kReadBatch, &pending_);
           next_sequence_ += pending_.size();
           if (pending_.empty()) {
+            caught_up = true;
             // A closed history's last batch goes out first; the next
             // Advance finishes the stream.
             if (closed && events == 0) finished_ = finish = true;
@@ -272,6 +275,7 @@ void WatchReactor::Advance() {
         grpc::ByteBuffer buffer(batch_.data(), batch_.size());
         in_flight_.Swap(&buffer);
         in_flight_events_ = events;
+        in_flight_caught_up_ = caught_up;
         writing_ = write = true;
       }
       batch_.clear();

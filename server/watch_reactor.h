@@ -116,6 +116,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   grpc::ByteBuffer in_flight_ ABSL_GUARDED_BY(mu_);
   // Events in in_flight_, for the observer.
   uint64_t in_flight_events_ ABSL_GUARDED_BY(mu_) = 0;
+  // in_flight_ took every event the history held (not cut by a limit).
+  bool in_flight_caught_up_ ABSL_GUARDED_BY(mu_) = false;
   // Reused for each batch, so that a stream allocates its list once.
   std::vector<grpc::Slice> batch_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
