@@ -5,19 +5,10 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/simd_clones.h"
+
 namespace gradwatch::engine {
 namespace {
-
-// Plain loops that GCC vectorizes, also built for AVX-512 and AVX2 on
-// x86-64 and picked at load time (as in gradient_stats.cc, which says why
-// ThreadSanitizer builds leave them out).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(GRADWATCH_THREAD_SANITIZER)
-#define GRADWATCH_WIDE_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define GRADWATCH_WIDE_CLONES
-#endif
 
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;

@@ -6,29 +6,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/simd_clones.h"
+
 namespace gradwatch::engine {
 namespace {
-
-// The hot loops are plain loops that GCC vectorizes. On x86-64 they are
-// also built for AVX-512 and AVX2 next to the baseline, and the loader
-// picks the best one the CPU supports (function multiversioning); other
-// targets and compilers get the portable loops only. So do ThreadSanitizer
-// builds (cmake/GradwatchOptions.cmake defines GRADWATCH_THREAD_SANITIZER):
-// GCC instruments the ifunc resolvers, which the dynamic loader runs before
-// the TSan runtime is initialized (a crash before main).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(GRADWATCH_THREAD_SANITIZER)
-#define GRADWATCH_WIDE_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-// Counting bytes by comparison is faster with AVX2's compare-to-vector than
-// with AVX-512's mask registers (measured on Zen 4), so AVX-512 CPUs run
-// the AVX2 build of that loop.
-#define GRADWATCH_AVX2_CLONES \
-  __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define GRADWATCH_WIDE_CLONES
-#define GRADWATCH_AVX2_CLONES
-#endif
 
 constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kInfBits = 0x7f800000u;
