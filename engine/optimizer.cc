@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/simd_clones.h"
+
 namespace gradwatch::engine {
 namespace {
 
@@ -85,16 +87,17 @@ inline UpdateResult UpdateRange(int64_t start, int64_t end,
   return result;
 }
 
-// UpdateRange over [0, n), split among the calling thread's OpenMP threads
-// for large tensors. Every element is updated by the same arithmetic
-// whatever the split, so the weights do not depend on the thread count;
-// the partial sums are merged in a fixed order.
-template <typename Update>
-inline UpdateResult ForEachElement(int64_t n, const Update& update) {
+// Runs `update_range(start, end)`, an UpdateRange over [start, end), over
+// [0, n), split among the calling thread's OpenMP threads for large
+// tensors. Every element is updated by the same arithmetic whatever the
+// split, so the weights do not depend on the thread count; the partial
+// sums are merged in a fixed order.
+template <typename RangeUpdate>
+inline UpdateResult ForEachRange(int64_t n, const RangeUpdate& update_range) {
   const int threads = n >= kParallelMinElements
                           ? std::min(omp_get_max_threads(), kMaxThreads)
                           : 1;
-  if (threads <= 1) return UpdateRange(0, n, update);
+  if (threads <= 1) return update_range(0, n);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   UpdateResult parts[kMaxThreads];
 #pragma omp parallel num_threads(threads)
@@ -103,7 +106,7 @@ inline UpdateResult ForEachElement(int64_t n, const Update& update) {
     const int64_t team = omp_get_num_threads();
     const int64_t start = chunks * t / team * kChunk;
     const int64_t end = std::min(n, chunks * (t + 1) / team * kChunk);
-    parts[t] = UpdateRange(start, end, update);
+    parts[t] = update_range(start, end);
   }
   UpdateResult result;
   for (int t = 0; t < threads; ++t) {
@@ -134,15 +137,20 @@ struct Coefficients {
   float epsilon;
 };
 
-// The kernels below stay out of line so that each loop is vectorized on its
-// own, with the restrict qualifiers of its parameters intact.
+// One function per rule updates a range of a tensor: it holds the loop, so
+// it is the one built for several instruction sets (simd_clones.h), and it
+// stays out of line so that its loop is vectorized with the restrict
+// qualifiers of its parameters intact. Within one process every element is
+// updated by the same machine code, whatever the thread count.
 //
 // The decoupled decay scales the old weight and the rule's update is then
 // subtracted (PyTorch's AdamW order): w' = w (1 - lr λ) - lr u(g'(w)).
-[[gnu::noinline]] UpdateResult StepSgd(const Coefficients& c,
-                                       float* __restrict w,
-                                       const float* __restrict g, int64_t n) {
-  return ForEachElement(n, [&](int64_t i) {
+GRADWATCH_WIDE_CLONES
+[[gnu::noinline]] UpdateResult SgdRange(const Coefficients& c,
+                                        float* __restrict w,
+                                        const float* __restrict g,
+                                        int64_t start, int64_t end) {
+  return UpdateRange(start, end, [&](int64_t i) {
     const float before = w[i];
     const float gp = c.grad_scale * g[i] + c.weight_decay * before;
     const float after = before * c.decay - c.lr * gp;
@@ -152,11 +160,11 @@ struct Coefficients {
 }
 
 template <bool kNesterov>
-[[gnu::noinline]] UpdateResult StepMomentum(const Coefficients& c,
-                                            float* __restrict w,
-                                            const float* __restrict g,
-                                            float* __restrict v, int64_t n) {
-  return ForEachElement(n, [&](int64_t i) {
+inline UpdateResult MomentumRange(const Coefficients& c, float* __restrict w,
+                                  const float* __restrict g,
+                                  float* __restrict v, int64_t start,
+                                  int64_t end) {
+  return UpdateRange(start, end, [&](int64_t i) {
     const float before = w[i];
     const float gp = c.grad_scale * g[i] + c.weight_decay * before;
     const float vi = c.momentum * v[i] + gp;
@@ -168,15 +176,32 @@ template <bool kNesterov>
   });
 }
 
+GRADWATCH_WIDE_CLONES
+[[gnu::noinline]] UpdateResult HeavyBallRange(const Coefficients& c,
+                                              float* __restrict w,
+                                              const float* __restrict g,
+                                              float* __restrict v,
+                                              int64_t start, int64_t end) {
+  return MomentumRange<false>(c, w, g, v, start, end);
+}
+
+GRADWATCH_WIDE_CLONES
+[[gnu::noinline]] UpdateResult NesterovRange(const Coefficients& c,
+                                             float* __restrict w,
+                                             const float* __restrict g,
+                                             float* __restrict v, int64_t start,
+                                             int64_t end) {
+  return MomentumRange<true>(c, w, g, v, start, end);
+}
+
 // The moments are non-negative, so sqrt never sets errno; compiled with
 // -fno-math-errno, GCC then vectorizes it (sqrtps) instead of branching to
 // the library call for negative arguments.
-[[gnu::noinline]] UpdateResult StepAdam(const Coefficients& c,
-                                        float* __restrict w,
-                                        const float* __restrict g,
-                                        float* __restrict m,
-                                        float* __restrict s, int64_t n) {
-  return ForEachElement(n, [&](int64_t i) {
+GRADWATCH_WIDE_CLONES
+[[gnu::noinline]] UpdateResult AdamRange(
+    const Coefficients& c, float* __restrict w, const float* __restrict g,
+    float* __restrict m, float* __restrict s, int64_t start, int64_t end) {
+  return UpdateRange(start, end, [&](int64_t i) {
     const float before = w[i];
     const float gp = c.grad_scale * g[i] + c.weight_decay * before;
     const float mi = c.beta1 * m[i] + c.one_minus_beta1 * gp;
@@ -190,11 +215,13 @@ template <bool kNesterov>
   });
 }
 
-[[gnu::noinline]] UpdateResult StepRmsProp(const Coefficients& c,
-                                           float* __restrict w,
-                                           const float* __restrict g,
-                                           float* __restrict s, int64_t n) {
-  return ForEachElement(n, [&](int64_t i) {
+GRADWATCH_WIDE_CLONES
+[[gnu::noinline]] UpdateResult RmsPropRange(const Coefficients& c,
+                                            float* __restrict w,
+                                            const float* __restrict g,
+                                            float* __restrict s, int64_t start,
+                                            int64_t end) {
+  return UpdateRange(start, end, [&](int64_t i) {
     const float before = w[i];
     const float gp = c.grad_scale * g[i] + c.weight_decay * before;
     const float si = c.rms_alpha * s[i] + c.one_minus_rms_alpha * gp * gp;
@@ -260,24 +287,35 @@ void Optimizer::Step(double lr, float grad_scale,
   results.resize(tensors_.size());
   for (size_t k = 0; k < tensors_.size(); ++k) {
     const ParamTensor& p = tensors_[k];
+    float* const w = p.value;
+    const float* const g = p.grad;
+    float* const first = first_[k].data();
+    float* const second = second_[k].data();
     switch (kind) {
       case OptimizerSpec::ADAM:
       case OptimizerSpec::ADAMW:
-        results[k] = StepAdam(c, p.value, p.grad, first_[k].data(),
-                              second_[k].data(), p.size);
+        results[k] = ForEachRange(p.size, [&](int64_t start, int64_t end) {
+          return AdamRange(c, w, g, first, second, start, end);
+        });
         break;
       case OptimizerSpec::RMSPROP:
-        results[k] = StepRmsProp(c, p.value, p.grad, second_[k].data(), p.size);
+        results[k] = ForEachRange(p.size, [&](int64_t start, int64_t end) {
+          return RmsPropRange(c, w, g, second, start, end);
+        });
         break;
       default:  // SGD, KIND_UNSPECIFIED
         if (first_[k].empty()) {
-          results[k] = StepSgd(c, p.value, p.grad, p.size);
+          results[k] = ForEachRange(p.size, [&](int64_t start, int64_t end) {
+            return SgdRange(c, w, g, start, end);
+          });
         } else if (spec_.nesterov()) {
-          results[k] =
-              StepMomentum<true>(c, p.value, p.grad, first_[k].data(), p.size);
+          results[k] = ForEachRange(p.size, [&](int64_t start, int64_t end) {
+            return NesterovRange(c, w, g, first, start, end);
+          });
         } else {
-          results[k] =
-              StepMomentum<false>(c, p.value, p.grad, first_[k].data(), p.size);
+          results[k] = ForEachRange(p.size, [&](int64_t start, int64_t end) {
+            return HeavyBallRange(c, w, g, first, start, end);
+          });
         }
         break;
     }
