@@ -102,9 +102,19 @@ double StatsCollector::CollectGradients(const Model& model,
   return std::sqrt(sum_squares);
 }
 
+void StatsCollector::CollectActivations() {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const LayerActivations& la = train_net_->layer(static_cast<int>(l));
+    layers_[l].stats.Compute(Data(la.z), Data(la.act), train_net_->batch());
+  }
+  activations_current_ = true;
+}
+
 void StatsCollector::CollectLayers(const Model& model,
                                    const std::vector<UpdateResult>& updates,
                                    v1::StepStats* stats) {
+  if (!activations_current_) CollectActivations();
+  activations_current_ = false;
   const std::vector<LayerParams>& params = model.params();
   const int num_layers = static_cast<int>(params.size());
   EnsureSize(stats->mutable_layers(), num_layers);
@@ -113,7 +123,7 @@ void StatsCollector::CollectLayers(const Model& model,
   for (int l = 0; l < num_layers; ++l) {
     const LayerParams& p = params[l];
     v1::LayerStats* out = stats->mutable_layers(l);
-    FillLayer(l, p, train_net_->layer(l), out);
+    FillLayer(l, p, out);
     auto* tensors = out->mutable_params();
     EnsureSize(tensors, TensorsOf(p));
     TensorRef refs[4];
@@ -127,11 +137,9 @@ void StatsCollector::CollectLayers(const Model& model,
 }
 
 void StatsCollector::FillLayer(int l, const LayerParams& p,
-                               const LayerActivations& la,
                                v1::LayerStats* out) {
   LayerState& layer = layers_[l];
-  ActivationStats& s = layer.stats;
-  s.Compute(Data(la.z), Data(la.act), train_net_->batch());
+  const ActivationStats& s = layer.stats;
 
   SetIdentity(l, p, layer.activation.kind, out);
   out->set_dead_units(static_cast<uint32_t>(s.inactive_units()));

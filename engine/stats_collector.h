@@ -30,7 +30,9 @@ namespace gradwatch::engine {
 /// only.
 ///
 ///   StatsCollector collector(spec.monitoring(), *model);  // once per job
-///   // each collected step, after Backward:
+///   // each collected step, right after Forward:
+///   collector.CollectActivations();
+///   // after Backward:
 ///   double grad_norm = collector.CollectGradients(*model, stats);
 ///   // ... Optimizer::Step(lr, clip_scale(grad_norm), updates) ...
 ///   collector.CollectLayers(*model, updates, stats);
@@ -61,6 +63,15 @@ class StatsCollector {
   /// gradients once: call it after Backward, apply the update (which does
   /// not change gradients), then call CollectLayers on the same message.
   double CollectGradients(const Model& model, gradwatch::v1::StepStats* stats);
+
+  /// Computes every layer's unit and activation statistics from the
+  /// training net's last Forward, for the next CollectLayers to report.
+  /// Call it right after Forward, while the activations are still in
+  /// cache: by the end of a large net's step, its backward pass and update
+  /// have pushed them out, and reading them back costs more than the
+  /// statistics themselves. CollectLayers computes them itself when this
+  /// was not called since the previous CollectLayers.
+  void CollectActivations();
 
   /// Everything but the gradient figures: unit and activation statistics,
   /// the windowed dead set (one call per collected step), weight norms and
@@ -99,8 +110,7 @@ class StatsCollector {
     std::vector<uint8_t> dataset_inactive;  // SweepDataset's flags
   };
 
-  void FillLayer(int l, const LayerParams& p, const LayerActivations& la,
-                 gradwatch::v1::LayerStats* out);
+  void FillLayer(int l, const LayerParams& p, gradwatch::v1::LayerStats* out);
   void FillUpdate(const TensorRef& tensor, const UpdateResult* update,
                   gradwatch::v1::TensorStats* out);
   void UpdateWindow(LayerState& layer, gradwatch::v1::LayerStats* out);
@@ -109,6 +119,9 @@ class StatsCollector {
   uint16_t window_;
   int num_tensors_ = 0;
   std::vector<LayerState> layers_;
+  // Whether each layer's stats hold the figures of the net's last Forward
+  // that the next CollectLayers is to report.
+  bool activations_current_ = false;
   GradientSummary summary_;
   std::vector<float> dataset_scratch_;  // [max units]
 };

@@ -202,7 +202,11 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       const auto step_start = std::chrono::steady_clock::now();
       s.batcher->Next(net.input(), regression ? nullptr : s.batch_labels.data(),
                       regression ? s.batch_targets.data() : nullptr);
+      const bool curvature_step = every(monitoring.curvature_every());
+      const bool periodic = step == 1 || step == total_steps ||
+                            every(monitoring.stats_every()) || curvature_step;
       net.Forward();
+      if (periodic) s.collector->CollectActivations();
       const LossResult loss = ComputeLoss(
           spec.loss(), net.output(), batch, width,
           regression ? nullptr : s.batch_labels.data(),
@@ -210,9 +214,6 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       net.Backward();
       // On collected steps the statistics' one sweep over each gradient
       // also gives the norm that clipping needs.
-      const bool curvature_step = every(monitoring.curvature_every());
-      const bool periodic = step == 1 || step == total_steps ||
-                            every(monitoring.stats_every()) || curvature_step;
       double grad_norm = periodic ? s.collector->CollectGradients(model, stats)
                                   : GlobalGradNorm(s.optimizer->tensors());
       const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);

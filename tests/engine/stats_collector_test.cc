@@ -297,6 +297,31 @@ TEST(StatsCollectorTest, CollectGradientsReturnsTheGlobalNorm) {
                    std::sqrt(0.5 / 2.0));
 }
 
+// CollectActivations keeps the figures of the Forward it followed, whatever
+// the net's buffers hold by the time CollectLayers reports them; once
+// reported, the next CollectLayers computes its own.
+TEST(StatsCollectorTest, CollectActivationsReportsTheForwardItFollowed) {
+  const v1::JobSpec spec =
+      MakeSpec({{"hidden", 5, v1::RELU}, {"out", 2, v1::LINEAR}}, 4);
+  auto model = MakeModel(spec, 3, 6);
+  ASSERT_NE(model, nullptr);
+  ForwardBackward(*model, 3);
+  StatsCollector collector(spec.monitoring(), *model);
+
+  PlantDeadUnits(*model, {0, 2, 4});
+  collector.CollectActivations();
+  PlantDeadUnits(*model, {});
+  v1::StepStats stats;
+  collector.CollectLayers(*model, {}, &stats);
+  EXPECT_EQ(stats.layers(0).dead_units(), 3u);
+  EXPECT_DOUBLE_EQ(stats.layers(0).z_max(), 1.0);
+  EXPECT_DOUBLE_EQ(stats.layers(0).z_negative_fraction(), 1.0 - 2.0 / 30.0);
+
+  collector.CollectLayers(*model, {}, &stats);
+  EXPECT_EQ(stats.layers(0).dead_units(), 0u);
+  EXPECT_DOUBLE_EQ(stats.layers(0).z_negative_fraction(), 1.0 - 5.0 / 30.0);
+}
+
 TEST(StatsCollectorTest, BatchNormTensorsAndNormalizedZ) {
   const v1::JobSpec spec =
       MakeSpec({{"bn", 6, v1::RELU, v1::LayerSpec::BEFORE_ACTIVATION},
