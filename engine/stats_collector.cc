@@ -1,5 +1,7 @@
 #include "engine/stats_collector.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -11,6 +13,11 @@ namespace {
 
 // MonitoringSpec.dead_window's documented range; the counters are 16-bit.
 constexpr uint32_t kMaxDeadWindow = 4096;
+// From this many activation entries (Z and A each) over all layers, the
+// layers' statistics are split among the job's OpenMP threads; below it,
+// starting the team costs more than it saves.
+constexpr int64_t kParallelActivationEntries = int64_t{1} << 16;
+constexpr int kMaxThreads = 64;
 
 double Ratio(int64_t part, int64_t whole) {
   return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole)
@@ -70,6 +77,11 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     max_units = std::max(max_units, p.units);
   }
   dataset_scratch_.resize(max_units);
+  layer_entries_.assign(1, 0);
+  const int64_t batch = train_net_->batch();
+  for (const LayerParams& p : model.params()) {
+    layer_entries_.push_back(layer_entries_.back() + batch * p.units);
+  }
 }
 
 void StatsCollector::Collect(const Model& model,
@@ -103,9 +115,39 @@ double StatsCollector::CollectGradients(const Model& model,
 }
 
 void StatsCollector::CollectActivations() {
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    const LayerActivations& la = train_net_->layer(static_cast<int>(l));
-    layers_[l].stats.Compute(Data(la.z), Data(la.act), train_net_->batch());
+  const int num_layers = static_cast<int>(layers_.size());
+  auto compute = [this](int begin, int end) {
+    for (int l = begin; l < end; ++l) {
+      const LayerActivations& la = train_net_->layer(l);
+      layers_[l].stats.Compute(Data(la.z), Data(la.act), train_net_->batch());
+    }
+  };
+  const int64_t total = layer_entries_.back();
+  const int threads =
+      total >= kParallelActivationEntries
+          ? std::min({omp_get_max_threads(), num_layers, kMaxThreads})
+          : 1;
+  if (threads <= 1) {
+    compute(0, num_layers);
+  } else {
+    // Each thread takes the layers whose middle entry falls in its share
+    // of all entries: contiguous runs of about equal work. Each layer's
+    // figures come from one thread's pass over it, so they do not depend
+    // on the split.
+#pragma omp parallel num_threads(threads)
+    {
+      const int64_t t = omp_get_thread_num();
+      const int64_t team = omp_get_num_threads();
+      auto owner = [&](int l) {
+        const int64_t middle = (layer_entries_[l] + layer_entries_[l + 1]) / 2;
+        return middle * team / total;
+      };
+      int begin = 0;
+      while (begin < num_layers && owner(begin) < t) ++begin;
+      int end = begin;
+      while (end < num_layers && owner(end) == t) ++end;
+      compute(begin, end);
+    }
   }
   activations_current_ = true;
 }

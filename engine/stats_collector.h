@@ -70,7 +70,9 @@ class StatsCollector {
   /// cache: by the end of a large net's step, its backward pass and update
   /// have pushed them out, and reading them back costs more than the
   /// statistics themselves. CollectLayers computes them itself when this
-  /// was not called since the previous CollectLayers.
+  /// was not called since the previous CollectLayers. Large nets have their
+  /// layers split among the calling thread's OpenMP threads (each layer
+  /// computed by one thread, so the figures do not depend on the split).
   void CollectActivations();
 
   /// Everything but the gradient figures: unit and activation statistics,
@@ -119,6 +121,9 @@ class StatsCollector {
   uint16_t window_;
   int num_tensors_ = 0;
   std::vector<LayerState> layers_;
+  // layer_entries_[l]: Z entries of the layers before l (batch x units);
+  // one more element holds the total.
+  std::vector<int64_t> layer_entries_;
   // Whether each layer's stats hold the figures of the net's last Forward
   // that the next CollectLayers is to report.
   bool activations_current_ = false;

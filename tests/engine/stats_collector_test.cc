@@ -4,6 +4,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "engine/model.h"
@@ -320,6 +321,40 @@ TEST(StatsCollectorTest, CollectActivationsReportsTheForwardItFollowed) {
   collector.CollectLayers(*model, {}, &stats);
   EXPECT_EQ(stats.layers(0).dead_units(), 0u);
   EXPECT_DOUBLE_EQ(stats.layers(0).z_negative_fraction(), 1.0 - 5.0 / 30.0);
+}
+
+// A net large enough for CollectActivations to split its layers among the
+// threads: the figures are those of one thread, layer for layer.
+TEST(StatsCollectorTest, ActivationFiguresDoNotDependOnTheThreadCount) {
+  const v1::JobSpec spec = MakeSpec({{"a", 384, v1::RELU},
+                                     {"b", 256, v1::TANH},
+                                     {"c", 300, v1::SIGMOID},
+                                     {"d", 200, v1::ELU},
+                                     {"out", 7, v1::LINEAR}},
+                                    4);
+  auto model = MakeModel(spec, 16, 96);
+  ASSERT_NE(model, nullptr);
+  ForwardBackward(*model, 11);
+
+  std::string serialized[3];
+  for (int threads : {1, 2, 3}) {
+    ConfigureComputeThreads(threads, /*flush_denormals=*/false);
+    StatsCollector collector(spec.monitoring(), *model);
+    collector.CollectActivations();
+    v1::StepStats stats;
+    collector.CollectLayers(*model, {}, &stats);
+    ASSERT_EQ(stats.layers_size(), 5);
+    EXPECT_GT(stats.layers(3).a_std(), 0.0);
+    EXPECT_GT(stats.layers(4).z_std(), 0.0);
+    // Without updates the weight norms are summed afresh, split among the
+    // threads from 65,536 entries: only the activation figures are
+    // compared.
+    for (v1::LayerStats& layer : *stats.mutable_layers()) layer.clear_params();
+    serialized[threads - 1] = stats.SerializeAsString();
+  }
+  ConfigureComputeThreads(1, /*flush_denormals=*/false);
+  EXPECT_EQ(serialized[0], serialized[1]);
+  EXPECT_EQ(serialized[0], serialized[2]);
 }
 
 TEST(StatsCollectorTest, BatchNormTensorsAndNormalizedZ) {
