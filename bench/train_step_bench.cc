@@ -1,8 +1,15 @@
 // Time per training step of the engine (forward, loss, backward, update,
-// and the statistics), through the same Trainer the server runs.
+// and the statistics), through the same Trainer the server runs:
+//  - BM_TrainStep/{config}/{variant}: one variant's step time;
+//  - BM_StatsOverhead/{config}: what full statistics every step cost, from
+//    pairs of runs (without, with) in alternating order within one process,
+//    as the median of the pairs' ratios.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
+#include <vector>
 
 #include "bench/bench_specs.h"
 #include "engine/spec_validation.h"
@@ -67,8 +74,70 @@ void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
       total_steps * FlopsPerStep(config) * 1e-9, benchmark::Counter::kIsRate);
 }
 
+// Wall time of one run of `spec` on a new Trainer (its creation excluded).
+absl::StatusOr<double> RunSeconds(const v1::JobSpec& spec) {
+  auto trainer = engine::Trainer::Create(spec, {});
+  if (!trainer.ok()) return trainer.status();
+  engine::CancellationToken cancel;
+  const auto start = std::chrono::steady_clock::now();
+  v1::Summary summary = (*trainer)->Run([](const v1::JobEvent&) {}, cancel);
+  const std::chrono::duration<double> elapsed =
+      std::chrono::steady_clock::now() - start;
+  if (summary.state() != v1::SUCCEEDED) {
+    return absl::InternalError(summary.error());
+  }
+  return elapsed.count();
+}
+
+// Each iteration runs the f32/nostats and the f32/stats spec once, in
+// alternating order, so that both see the same machine load; the machine's
+// speed drifts over seconds, which the median of the pairs' ratios
+// resists. A run without statistics still collects them on its first and
+// last step, so `overhead_pct` scales the difference to the steps that
+// differ: the extra time of one collected step in percent of a step
+// without statistics.
+void BM_StatsOverhead(benchmark::State& state, const BenchConfig& config) {
+  const int steps = StepsPerRun(config);
+  const v1::JobSpec plain_spec = MakeBenchSpec(
+      config, steps, kThreads, /*full_stats=*/false, v1::TrainingSpec::F32);
+  const v1::JobSpec stats_spec = MakeBenchSpec(
+      config, steps, kThreads, /*full_stats=*/true, v1::TrainingSpec::F32);
+  std::vector<double> plain, with_stats, ratios;
+  bool stats_first = false;
+  for (auto _ : state) {
+    double seconds[2];  // plain, with statistics
+    for (bool stats : {stats_first, !stats_first}) {
+      absl::StatusOr<double> run = RunSeconds(stats ? stats_spec : plain_spec);
+      if (!run.ok()) {
+        state.SkipWithError(std::string(run.status().message()).c_str());
+        return;
+      }
+      seconds[stats ? 1 : 0] = *run;
+    }
+    stats_first = !stats_first;
+    state.SetIterationTime(seconds[0] + seconds[1]);
+    plain.push_back(seconds[0] / steps);
+    with_stats.push_back(seconds[1] / steps);
+    ratios.push_back(seconds[1] / seconds[0]);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  };
+  state.counters["plain_step_us"] = median(plain) * 1e6;
+  state.counters["stats_step_us"] = median(with_stats) * 1e6;
+  state.counters["overhead_pct"] =
+      (median(ratios) - 1) * 100 * steps / (steps - 2);
+}
+
 int Register() {
   for (const BenchConfig& config : BenchConfigs()) {
+    benchmark::RegisterBenchmark(("BM_StatsOverhead/" + config.name).c_str(),
+                                 BM_StatsOverhead, config)
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime()
+        ->MinTime(10.0);
     for (const Variant& variant : kVariants) {
       const std::string name =
           "BM_TrainStep/" + config.name + "/" + variant.name;
