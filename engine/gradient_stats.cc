@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/exponent_counting.h"
 #include "engine/simd_clones.h"
 
 namespace gradwatch::engine {
@@ -14,24 +15,13 @@ namespace {
 constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kInfBits = 0x7f800000u;
 constexpr uint32_t kMinNormalBits = 0x00800000u;
-constexpr int kFieldValues = 256;
 constexpr int kSubnormalBins = 23;  // exponents -149 .. -127
 // Exponent histogram index of the biased exponent field f of a normal
 // value: (f - 127) - kMinExponent.
 constexpr int kNormalIndexOffset = -127 - kMinExponent;
 
 // A block and its exponent bytes stay in L1 between the passes over it.
-constexpr int kBlock = 4096;
-// Occupied exponent fields up to which counting by comparison beats
-// counting entry by entry (measured: ~0.006 ns per entry and field against
-// ~0.25 ns per entry).
-constexpr int kMaxCompareBins = 48;
-// Below this many entries per occupied field, a block is counted entry by
-// entry: the per-field cost of CountFields would dominate.
-constexpr int kDirectEntriesPerBin = 16;
-constexpr int kCountLanes = 32;
-constexpr int kCountGroup = 4;
-static_assert(kBlock / kCountLanes < 256, "byte counters would overflow");
+constexpr int kBlock = kFieldBlock;
 constexpr int kMaxSweepThreads = 256;
 
 uint32_t Bits(const float* p) {
@@ -93,85 +83,6 @@ bool FloatSumsSuffice(uint32_t max_abs_bits) {
   constexpr uint32_t kHighBits = (127u + 50u) << 23;  // 2^50
   return max_abs_bits == 0 || max_abs_bits >= kInfBits ||
          (max_abs_bits >= kLowBits && max_abs_bits < kHighBits);
-}
-
-// fields[i] = biased exponent field of g[i] (0: zero or subnormal, 255: Inf
-// or NaN); *lo and *hi bound the fields of the normal entries (lo > hi
-// when there is none).
-GRADWATCH_WIDE_CLONES
-void ExponentFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
-                    uint8_t* hi) {
-  uint8_t low = 255, high = 0;
-#pragma omp simd reduction(min : low) reduction(max : high)
-  for (int i = 0; i < n; ++i) {
-    const uint8_t field = static_cast<uint8_t>(Bits(g + i) >> 23);
-    fields[i] = field;
-    const bool normal = static_cast<uint8_t>(field - 1) < 254;
-    const uint8_t as_low = normal ? field : 255;
-    const uint8_t as_high = normal ? field : 0;
-    low = low < as_low ? low : as_low;
-    high = high > as_high ? high : as_high;
-  }
-  *lo = low;
-  *hi = high;
-}
-
-// counts[k] = entries of fields[0, n) equal to bins[k]; n <= kBlock. Each
-// group of bins is counted in byte lanes that cannot overflow in a block.
-GRADWATCH_AVX2_CLONES
-void CountFields(const uint8_t* fields, int n, const uint8_t* bins,
-                 int num_bins, uint32_t* counts) {
-  const int vector_end = n / kCountLanes * kCountLanes;
-  for (int k0 = 0; k0 < num_bins; k0 += kCountGroup) {
-    uint8_t target[kCountGroup];
-    for (int k = 0; k < kCountGroup; ++k) {
-      target[k] = bins[std::min(k0 + k, num_bins - 1)];
-    }
-    uint8_t lanes[kCountGroup][kCountLanes] = {};
-    for (int i = 0; i < vector_end; i += kCountLanes) {
-      for (int k = 0; k < kCountGroup; ++k) {
-        for (int j = 0; j < kCountLanes; ++j) {
-          lanes[k][j] += fields[i + j] == target[k];
-        }
-      }
-    }
-    for (int k = 0; k < kCountGroup && k0 + k < num_bins; ++k) {
-      uint32_t count = 0;
-      for (int j = 0; j < kCountLanes; ++j) count += lanes[k][j];
-      for (int i = vector_end; i < n; ++i) count += fields[i] == target[k];
-      counts[k0 + k] = count;
-    }
-  }
-}
-
-// counts[f] += entries of fields[0, n) equal to f, for f in {0, 255} and
-// [lo, hi] (the only fields that occur), entry by entry: for blocks too
-// small for CountFields or whose exponents spread too wide for it.
-// Neighbouring gradients mostly share an exponent, so kDirectTables
-// interleaved tables keep each increment from waiting on the previous one's
-// store; only their occupied entries are cleared and read.
-constexpr int kDirectTables = 8;
-static_assert(kBlock / kDirectTables <= UINT16_MAX, "16-bit table counts");
-
-void CountFieldsDirect(const uint8_t* fields, int n, int lo, int hi,
-                       uint64_t* counts) {
-  uint16_t tables[kDirectTables][kFieldValues];
-  auto for_each_field = [lo, hi](auto&& visit) {
-    visit(0);
-    for (int f = lo; f <= hi; ++f) visit(f);
-    visit(255);
-  };
-  for_each_field([&](int f) {
-    for (auto& table : tables) table[f] = 0;
-  });
-  int i = 0;
-  for (; i + kDirectTables <= n; i += kDirectTables) {
-    for (int t = 0; t < kDirectTables; ++t) ++tables[t][fields[i + t]];
-  }
-  for (; i < n; ++i) ++tables[0][fields[i]];
-  for_each_field([&](int f) {
-    for (const auto& table : tables) counts[f] += table[f];
-  });
 }
 
 // The sweep of a part of the buffer. Integer counts merge exactly; the
@@ -269,8 +180,6 @@ int64_t CountNans(const float* g, int n) {
 
 void SweepRange(const float* g, int64_t begin, int64_t end, Partial& p) {
   alignas(64) uint8_t fields[kBlock];
-  uint8_t bins[kMaxCompareBins];
-  uint32_t counts[kMaxCompareBins];
   for (int64_t b = begin; b < end; b += kBlock) {
     const int n = static_cast<int>(std::min<int64_t>(kBlock, end - b));
     const float* block = g + b;
@@ -286,27 +195,12 @@ void SweepRange(const float* g, int64_t begin, int64_t end, Partial& p) {
     ExponentFields(block, n, fields, &lo, &hi);
     p.min_field = std::min(p.min_field, lo);
     p.max_field = std::max(p.max_field, hi);
-    uint32_t tiny, nonfinite;  // fields 0 and 255
-    const int occupied_bins = (lo <= hi ? hi - lo + 1 : 0) + 2;
-    if (occupied_bins <= kMaxCompareBins &&
-        n >= kDirectEntriesPerBin * occupied_bins) {
-      const int num_bins = occupied_bins;
-      bins[0] = 0;
-      for (int k = 1; k + 1 < num_bins; ++k) {
-        bins[k] = static_cast<uint8_t>(lo + k - 1);
-      }
-      bins[num_bins - 1] = 255;
-      CountFields(fields, n, bins, num_bins, counts);
-      for (int k = 0; k < num_bins; ++k) p.field_counts[bins[k]] += counts[k];
-      tiny = counts[0];
-      nonfinite = counts[num_bins - 1];
-    } else {
-      const uint64_t tiny_before = p.field_counts[0];
-      const uint64_t nonfinite_before = p.field_counts[255];
-      CountFieldsDirect(fields, n, lo, hi, p.field_counts.data());
-      tiny = static_cast<uint32_t>(p.field_counts[0] - tiny_before);
-      nonfinite = static_cast<uint32_t>(p.field_counts[255] - nonfinite_before);
-    }
+    // Fields 0 (zeros and subnormals) and 255 (Inf and NaN) of this block.
+    const uint64_t tiny_before = p.field_counts[0];
+    const uint64_t nonfinite_before = p.field_counts[255];
+    CountExponentFields(fields, n, lo, hi, p.field_counts.data());
+    const uint64_t tiny = p.field_counts[0] - tiny_before;
+    const uint64_t nonfinite = p.field_counts[255] - nonfinite_before;
     if (tiny > sums.zeros) {
       p.has_subnormals = true;
       CountSubnormals(block, n, p);

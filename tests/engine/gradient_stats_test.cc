@@ -204,10 +204,10 @@ TEST(GradientStatsTest, PaddingIsNotCounted) {
   EXPECT_DOUBLE_EQ(s.mean_abs(), (0.5 + 2.0 + 1e-40f) / 4);
 }
 
-// Random buffers of several shapes and spreads, which exercise the three
-// counting strategies (entry by entry for small blocks, by comparison for
-// narrow exponent ranges, scatter for wide ones), partial blocks,
-// the parallel sweep, and subnormal, NaN and Inf entries in mid-buffer.
+// Random buffers of several shapes and spreads, which exercise each way of
+// counting exponents (exponent_counting.h) that the CPU runs, partial
+// blocks, the parallel sweep, and subnormal, NaN and Inf entries in
+// mid-buffer.
 TEST(GradientStatsTest, MatchesNaiveOnRandomBuffers) {
   std::mt19937 rng(42);
   std::normal_distribution<float> normal(0.0f, 1.0f);
