@@ -10,7 +10,8 @@ namespace gradwatch::engine {
 /// 0 for zeros and subnormals, 255 for Inf and NaN, 1..254 for normal
 /// values). The caller sweeps a buffer block by block: ExponentFields turns
 /// a block into one byte per entry, CountExponentFields counts the bytes.
-/// Functions only; thread-safe.
+/// (On AVX-512 CPUs most blocks take one fused pass instead:
+/// block_sweep_avx512.h.) Functions only; thread-safe.
 
 /// Entries per block at most.
 inline constexpr int kFieldBlock = 4096;
@@ -30,18 +31,11 @@ enum class FieldCounting {
   kEntryByEntry,
   /// By byte comparison against each occupied field.
   kComparison,
-  /// The 16 fields below the highest by byte comparison, the others
-  /// (the tail) gathered with AVX-512 and counted entry by entry.
-  kWindowAndTail,
 };
-
-/// Whether this CPU can count `way` (kWindowAndTail needs AVX-512 BW and
-/// VBMI2).
-bool FieldCountingSupported(FieldCounting way);
 
 /// counts[f] += the entries of fields[0, n) equal to f, for every f, given
 /// the bounds lo, hi of the normal fields that ExponentFields gave.
-/// n <= kFieldBlock; `way` must be supported.
+/// n <= kFieldBlock.
 void CountExponentFields(const uint8_t* fields, int n, int lo, int hi,
                          uint64_t* counts,
                          FieldCounting way = FieldCounting::kAuto);

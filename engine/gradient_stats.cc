@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/block_sweep_avx512.h"
 #include "engine/exponent_counting.h"
 #include "engine/simd_clones.h"
 
@@ -178,27 +179,57 @@ int64_t CountNans(const float* g, int n) {
   return nans;
 }
 
-void SweepRange(const float* g, int64_t begin, int64_t end, Partial& p) {
+// The field of the largest finite |g|, for a first guess at a range's
+// exponent window.
+GRADWATCH_WIDE_CLONES
+int HighestFiniteField(const float* g, int n) {
+  uint32_t high = 0;
+#pragma omp simd reduction(max : high)
+  for (int i = 0; i < n; ++i) {
+    const uint32_t abs_bits = Bits(g + i) & kAbsMask;
+    const uint32_t finite = abs_bits < kInfBits ? abs_bits : 0;
+    high = high > finite ? high : finite;
+  }
+  return static_cast<int>(high >> 23);
+}
+
+// window_top: the highest field of the fused pass's exponent window, a
+// guess (block_sweep_avx512.h); 0 for none yet.
+void SweepRange(const float* g, int64_t begin, int64_t end, int window_top,
+                Partial& p) {
   alignas(64) uint8_t fields[kBlock];
+  const bool fused = BlockSweepFusedSupported();
   for (int64_t b = begin; b < end; b += kBlock) {
     const int n = static_cast<int>(std::min<int64_t>(kBlock, end - b));
     const float* block = g + b;
+    // Fields 0 (zeros and subnormals) and 255 (Inf and NaN) of this block.
+    const uint64_t tiny_before = p.field_counts[0];
+    const uint64_t nonfinite_before = p.field_counts[255];
     BlockSums sums;
-    SumBlockFloat(block, n, &sums);
+    uint8_t lo, hi;
+    if (fused && n >= kMinFusedBlock) {
+      if (window_top == 0) {
+        window_top = std::clamp(HighestFiniteField(block, n), 1, 254);
+      }
+      BlockFigures figures;
+      SweepBlockFused(block, n, window_top, p.field_counts.data(), &figures);
+      sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
+              figures.zeros};
+      lo = figures.lo;
+      hi = figures.hi;
+      if (lo <= hi) window_top = hi;
+    } else {
+      SumBlockFloat(block, n, &sums);
+      ExponentFields(block, n, fields, &lo, &hi);
+      CountExponentFields(fields, n, lo, hi, p.field_counts.data());
+    }
     if (!FloatSumsSuffice(sums.max_abs_bits)) SumBlockDouble(block, n, &sums);
     p.sum_squares += sums.sum_squares;
     p.sum_abs += sums.sum_abs;
     p.max_abs_bits = std::max(p.max_abs_bits, sums.max_abs_bits);
     p.zeros += sums.zeros;
-
-    uint8_t lo, hi;
-    ExponentFields(block, n, fields, &lo, &hi);
     p.min_field = std::min(p.min_field, lo);
     p.max_field = std::max(p.max_field, hi);
-    // Fields 0 (zeros and subnormals) and 255 (Inf and NaN) of this block.
-    const uint64_t tiny_before = p.field_counts[0];
-    const uint64_t nonfinite_before = p.field_counts[255];
-    CountExponentFields(fields, n, lo, hi, p.field_counts.data());
     const uint64_t tiny = p.field_counts[0] - tiny_before;
     const uint64_t nonfinite = p.field_counts[255] - nonfinite_before;
     if (tiny > sums.zeros) {
@@ -235,6 +266,13 @@ double GradientSummary::zero_fraction() const {
 
 void SweepGradient(const float* grad, int64_t n, int64_t padding,
                    GradientSummary& out) {
+  // The exponent window starts where the last sweep into `out` found the
+  // highest normal exponent: the same tensor a step earlier, usually.
+  const int last_field = out.end_bin - 1 + kMinExponent + 127;
+  const int window_top =
+      out.first_bin < out.end_bin && last_field >= 1 && last_field <= 254
+          ? last_field
+          : 0;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   int threads = 1;
   if (n >= kParallelSweepElements) {
@@ -243,7 +281,7 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
   }
   Partial total;
   if (threads <= 1) {
-    SweepRange(grad, 0, n, total);
+    SweepRange(grad, 0, n, window_top, total);
   } else {
     // Contiguous ranges of whole blocks per thread, and the sums added in
     // thread order: the same buffer always gives the same figures.
@@ -258,7 +296,7 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
       const int64_t begin = blocks * t / size * kBlock;
       const int64_t end = std::min(n, blocks * (t + 1) / size * kBlock);
       Partial mine;
-      SweepRange(grad, begin, end, mine);
+      SweepRange(grad, begin, end, window_top, mine);
       sum_squares[t] = mine.sum_squares;
       sum_abs[t] = mine.sum_abs;
 #pragma omp critical(gradwatch_gradient_sweep)

@@ -14,9 +14,10 @@ inline constexpr int kMinExponent = -149;
 inline constexpr int kMaxExponent = 127;
 inline constexpr int kExponentBins = kMaxExponent - kMinExponent + 1;
 
-/// The figures of one sweep over a gradient buffer. A caller keeps one and
-/// passes it to every SweepGradient call: it is the sweep's output and its
-/// only memory (no allocation per call).
+/// The figures of one sweep over a gradient buffer. A caller keeps one per
+/// buffer and passes it to every SweepGradient call of that buffer: it is
+/// the sweep's output and its only memory (no allocation per call), and
+/// the last sweep's exponent range tells the next where to look.
 ///
 /// Sums and the maximum follow IEEE arithmetic over every counted entry:
 /// one NaN makes sum_squares, sum_abs and max_abs NaN, an Inf makes them

@@ -77,6 +77,7 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     max_units = std::max(max_units, p.units);
   }
   dataset_scratch_.resize(max_units);
+  summaries_.resize(num_tensors_);
   layer_entries_.assign(1, 0);
   const int64_t batch = train_net_->batch();
   for (const LayerParams& p : model.params()) {
@@ -97,6 +98,7 @@ double StatsCollector::CollectGradients(const Model& model,
   const int num_layers = static_cast<int>(params.size());
   EnsureSize(stats->mutable_layers(), num_layers);
   double sum_squares = 0;
+  int tensor = 0;
   for (int l = 0; l < num_layers; ++l) {
     const LayerParams& p = params[l];
     auto* tensors = stats->mutable_layers(l)->mutable_params();
@@ -104,11 +106,12 @@ double StatsCollector::CollectGradients(const Model& model,
     TensorRef refs[4];
     const int count = LayerTensors(p, refs);
     for (int k = 0; k < count; ++k) {
-      SweepGradient(refs[k].grad, refs[k].elements, refs[k].padding, summary_);
+      GradientSummary& summary = summaries_[tensor++];
+      SweepGradient(refs[k].grad, refs[k].elements, refs[k].padding, summary);
       v1::TensorStats* out = tensors->Mutable(k);
       out->set_name(refs[k].name);
-      FillGradientStats(summary_, out);
-      sum_squares += summary_.sum_squares;
+      FillGradientStats(summary, out);
+      sum_squares += summary.sum_squares;
     }
   }
   return std::sqrt(sum_squares);

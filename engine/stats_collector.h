@@ -127,7 +127,8 @@ class StatsCollector {
   // Whether each layer's stats hold the figures of the net's last Forward
   // that the next CollectLayers is to report.
   bool activations_current_ = false;
-  GradientSummary summary_;
+  // One per parameter tensor, in the order of LayerTensors over the layers.
+  std::vector<GradientSummary> summaries_;
   std::vector<float> dataset_scratch_;  // [max units]
 };
 

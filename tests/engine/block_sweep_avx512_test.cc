@@ -1,0 +1,118 @@
+#include "engine/block_sweep_avx512.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "engine/exponent_counting.h"
+#include "gtest/gtest.h"
+
+namespace gradwatch::engine {
+namespace {
+
+using Counts = std::array<uint64_t, kFieldValues>;
+
+uint32_t AbsBits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return bits & 0x7fffffffu;
+}
+
+// The pass's figures recomputed one entry at a time.
+struct Expected {
+  double sum_squares = 0, sum_abs = 0;
+  uint32_t max_abs_bits = 0, zeros = 0;
+  int lo = 255, hi = 0;
+  Counts counts{};
+};
+
+Expected Naive(const std::vector<float>& g) {
+  Expected e;
+  for (float v : g) {
+    const uint32_t bits = AbsBits(v);
+    const double a = std::fabs(static_cast<double>(v));
+    e.sum_squares += a * a;
+    e.sum_abs += a;
+    e.max_abs_bits = std::max(e.max_abs_bits, bits);
+    e.zeros += bits == 0;
+    const int field = static_cast<int>(bits >> 23);
+    ++e.counts[field];
+    if (field != 0 && field != 255) {
+      e.lo = std::min(e.lo, field);
+      e.hi = std::max(e.hi, field);
+    }
+  }
+  return e;
+}
+
+// Blocks of gradients spread over `spread` binades (log-normally) around
+// 2^center, with a share of zeros and a few planted specials; the window
+// guess is right, too high or too low.
+TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
+  if (!BlockSweepFusedSupported()) {
+    GTEST_SKIP() << "this CPU has no AVX-512 BW and VBMI2";
+  }
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  struct Case {
+    int n, center;
+    double spread, zeros;
+    bool specials;
+    int guess_offset;  // window_top - the block's highest field
+  };
+  const Case cases[] = {
+      {kMinFusedBlock, -10, 2, 0.1, false, 0},
+      {4096, -10, 20, 0.3, false, 0},
+      {4096, -10, 20, 0.3, true, 0},
+      {4095, -30, 6, 0.0, true, 5},
+      {1000, 0, 3, 0.5, false, -20},
+      {4033, -60, 30, 0.2, true, -40},
+      {2048, 40, 4, 0.0, false, 0},
+      {3000, -120, 4, 0.1, true, 0},  // subnormals among the normals
+      {4096, 0, 1, 1.0, false, 0},    // zeros only
+  };
+  for (const Case& c : cases) {
+    std::vector<float> g(c.n);
+    for (float& v : g) {
+      v = uniform(rng) < c.zeros
+              ? 0.0f
+              : static_cast<float>(
+                    (uniform(rng) < 0.5 ? -1 : 1) *
+                    std::exp2(c.center + c.spread / 3 * normal(rng)));
+    }
+    if (c.specials) {
+      g[c.n / 2] = std::numeric_limits<float>::denorm_min();
+      g[c.n / 3] = std::numeric_limits<float>::infinity();
+      g[c.n / 5] = -std::numeric_limits<float>::quiet_NaN();
+      g[c.n - 1] = -1e-41f;
+    }
+    const Expected e = Naive(g);
+    const int top = e.lo <= e.hi ? e.hi : 127;
+    const int guess = std::clamp(top + c.guess_offset, 1, 254);
+    Counts counts{};
+    BlockFigures f;
+    SweepBlockFused(g.data(), c.n, guess, counts.data(), &f);
+    SCOPED_TRACE(testing::Message() << "n " << c.n << " center " << c.center
+                                    << " guess " << guess);
+    EXPECT_EQ(counts, e.counts);
+    EXPECT_EQ(f.max_abs_bits, e.max_abs_bits);
+    EXPECT_EQ(f.zeros, e.zeros);
+    EXPECT_EQ(f.lo, e.lo);
+    EXPECT_EQ(f.hi, e.hi);
+    if (c.specials) {
+      EXPECT_TRUE(std::isnan(f.sum_squares));
+      EXPECT_TRUE(std::isnan(f.sum_abs));
+    } else {
+      EXPECT_NEAR(f.sum_squares, e.sum_squares, 1e-5 * e.sum_squares);
+      EXPECT_NEAR(f.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gradwatch::engine
