@@ -12,103 +12,178 @@
 namespace gradwatch::engine {
 namespace {
 
-constexpr int kWindowBins = 16;
+// Fields counted in the window: one per bit of a 32-bit lane. (A second
+// window of 32 below it cost more than the tail it took over, on every
+// benchmark model.)
+constexpr int kWindowBins = 32;
+// Entries per group: 16 vectors of 16.
+constexpr int kGroup = 256;
 
 #ifdef GRADWATCH_FUSED_BLOCK_SWEEP
 #define GRADWATCH_AVX512_TARGET \
-  __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt")))
+  __attribute__((target("avx2,avx512f,avx512bw,popcnt")))
 
-// The pass: per 64 entries, four loads of 16 floats feed the sums, the
-// maximum and the zero count, and their exponent fields, narrowed to bytes,
-// feed the window (two 32-byte halves, compare-to-vector and subtract,
-// which Zen 4 runs faster than AVX-512's mask compares), the bounds and the
-// tail's compress. A window counter gains at most 2 per 64 entries: no
-// overflow within a block. Lanes past n load as 0.00: they add nothing to
-// the sums, and the masks keep them out of every count. w0 in [1, 239]:
-// fields 0 and 255 are never in the window. Returns the tail's length;
-// `tail` has room for n + 64 bytes.
+// (carry, sum) of a + b + c per bit.
 GRADWATCH_AVX512_TARGET
-int FusedPass(const float* g, int n, int w0, uint64_t* counts, uint8_t* tail,
+inline void CarrySave(__m512i a, __m512i b, __m512i c, __m512i& carry,
+                      __m512i& sum) {
+  carry = _mm512_ternarylogic_epi32(a, b, c, 0xE8);  // majority
+  sum = _mm512_ternarylogic_epi32(a, b, c, 0x96);    // parity
+}
+
+// Counts 32 fields bit-sliced. Each entry becomes a one-hot word, 1 <<
+// (field - base) in a 32-bit lane (0 outside the window: vpsllvd gives 0
+// for counts of 32 and more, negative ones included), and the words are
+// added bit-parallel in carry-save adders (Harley-Seal): planes of weight
+// 1, 2, 4 and 8 and, every 16 words per lane, a plane of weight 16 whose
+// bits go to byte counters. Per 16 entries that is a subtraction, a
+// variable shift and about two three-input logic operations, where a
+// compare and a subtract per field would cost 32 of each.
+struct WindowCounter {
+  __m512i ones, twos, fours, eights;
+  // sixteens[k], byte j of each lane: the 16s of field base + 8j + k.
+  __m512i sixteens[8];
+
+  GRADWATCH_AVX512_TARGET void Clear() {
+    ones = twos = fours = eights = _mm512_setzero_si512();
+    for (__m512i& s : sixteens) s = _mm512_setzero_si512();
+  }
+
+  // Adds a group's entries; d[j] = field - base.
+  GRADWATCH_AVX512_TARGET void AddGroup(const __m512i* d) {
+    const __m512i one = _mm512_set1_epi32(1);
+    auto word = [&](int j) GRADWATCH_AVX512_TARGET {
+      return _mm512_sllv_epi32(one, d[j]);
+    };
+    __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, carry;
+    auto add_eight = [&](int j, __m512i& eights_out) GRADWATCH_AVX512_TARGET {
+      CarrySave(ones, word(j), word(j + 1), twos_a, ones);
+      CarrySave(ones, word(j + 2), word(j + 3), twos_b, ones);
+      CarrySave(twos, twos_a, twos_b, fours_a, twos);
+      CarrySave(ones, word(j + 4), word(j + 5), twos_a, ones);
+      CarrySave(ones, word(j + 6), word(j + 7), twos_b, ones);
+      CarrySave(twos, twos_a, twos_b, fours_b, twos);
+      CarrySave(fours, fours_a, fours_b, eights_out, fours);
+    };
+    add_eight(0, eights_a);
+    add_eight(8, eights_b);
+    CarrySave(eights, eights_a, eights_b, carry, eights);
+    const __m512i bit0 = _mm512_set1_epi32(0x01010101);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      sixteens[k] = _mm512_add_epi8(
+          sixteens[k], _mm512_and_si512(_mm512_srli_epi32(carry, k), bit0));
+    }
+  }
+
+  // counts[k] += field base + k's entries, k < 32. A lane's byte counters
+  // hold at most 16 per 256 entries of a block, so at most 256 over the 16
+  // lanes: they are widened to 16 bits before the lanes are added.
+  GRADWATCH_AVX512_TARGET void AddTo(uint64_t* counts) const {
+    const __m512i bit0 = _mm512_set1_epi32(0x01010101);
+    const __m512i even = _mm512_set1_epi32(0x00ff00ff);
+    for (int k = 0; k < 8; ++k) {
+      auto bit = [&](__m512i plane) GRADWATCH_AVX512_TARGET {
+        return _mm512_and_si512(_mm512_srli_epi32(plane, k), bit0);
+      };
+      // At most 15 per byte: no carry between bytes.
+      const __m512i low = _mm512_or_si512(
+          _mm512_or_si512(_mm512_slli_epi32(bit(eights), 3),
+                          _mm512_slli_epi32(bit(fours), 2)),
+          _mm512_or_si512(_mm512_slli_epi32(bit(twos), 1), bit(ones)));
+      auto widen = [&](int byte) GRADWATCH_AVX512_TARGET {
+        const __m512i high =
+            _mm512_and_si512(_mm512_srli_epi32(sixteens[k], byte), even);
+        return static_cast<uint32_t>(_mm512_reduce_add_epi32(_mm512_add_epi32(
+            _mm512_slli_epi32(high, 4),
+            _mm512_and_si512(_mm512_srli_epi32(low, byte), even))));
+      };
+      const uint32_t even_sum = widen(0);
+      const uint32_t odd_sum = widen(8);
+      counts[k] += even_sum & 0xffff;
+      counts[16 + k] += even_sum >> 16;
+      counts[8 + k] += odd_sum & 0xffff;
+      counts[24 + k] += odd_sum >> 16;
+    }
+  }
+};
+
+// The pass, a group at a time: each vector of 16 floats feeds the sums,
+// the maximum and the count of nonzero entries, and its fields feed the
+// window. Nonzero entries outside the window (subnormals, Inf and NaN
+// among them: fields 0 and 255 never are in it) are the tail: their
+// fields are compressed into `tail`, which has room for n + 16 bytes.
+// Lanes past n load as 0.0: they add nothing to the sums and are neither
+// nonzero nor in the window. window[k] gets the entries of field base + k;
+// base in [1, 255 - kWindowBins]. Returns the tail's length.
+GRADWATCH_AVX512_TARGET
+int FusedPass(const float* g, int n, int base, uint64_t* window, uint8_t* tail,
               BlockFigures* out) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
-  const __m512i base = _mm512_set1_epi8(static_cast<char>(w0));
-  const __m512i width = _mm512_set1_epi8(kWindowBins);
-  const __m512i nonfinite = _mm512_set1_epi8(static_cast<char>(0xFF));
+  const __m512i base_field = _mm512_set1_epi32(base);
+  const __m512i width = _mm512_set1_epi32(kWindowBins);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i normal_fields = _mm512_set1_epi32(254);
   __m512 squares[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   __m512i max_bits = _mm512_setzero_si512();
-  __m512i low = nonfinite;
-  __m512i high = _mm512_setzero_si512();
-  __m256i window[kWindowBins];
-  for (__m256i& w : window) w = _mm256_setzero_si256();
+  __m512i nonzero_count = _mm512_setzero_si512();
+  __m512i tail_low = _mm512_set1_epi32(255);
+  __m512i tail_high = _mm512_setzero_si512();
+  WindowCounter counter;
+  counter.Clear();
   int tail_n = 0;
-  int nonzero_n = 0;
-  int zeros = 0;
-  for (int i = 0; i < n; i += 64) {
-    const int m = std::min(64, n - i);
-    const __mmask64 valid = m == 64 ? ~__mmask64{0} : (__mmask64{1} << m) - 1;
-    __m128i fields[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      const auto lanes = static_cast<__mmask16>(valid >> (16 * j));
-      const __m512i bits = _mm512_and_si512(
-          _mm512_maskz_loadu_epi32(lanes, g + i + 16 * j), abs_mask);
+  for (int i = 0; i < n; i += kGroup) {
+    __m512i d[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      const int at = i + 16 * j;
+      const __mmask16 lanes =
+          at + 16 <= n ? 0xffff
+          : at >= n    ? 0
+                       : static_cast<__mmask16>((1u << (n - at)) - 1);
+      const __m512i bits =
+          _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + at), abs_mask);
       const __m512 a = _mm512_castsi512_ps(bits);
       squares[j & 1] = _mm512_fmadd_ps(a, a, squares[j & 1]);
       sums[j & 1] = _mm512_add_ps(sums[j & 1], a);
       max_bits = _mm512_max_epu32(max_bits, bits);
-      zeros +=
-          __builtin_popcount(_mm512_mask_testn_epi32_mask(lanes, bits, bits));
-      fields[j] = _mm512_cvtepi32_epi8(_mm512_srli_epi32(bits, 23));
+      const __mmask16 nonzero = _mm512_test_epi32_mask(bits, bits);
+      nonzero_count =
+          _mm512_mask_add_epi32(nonzero_count, nonzero, nonzero_count, one);
+      const __m512i field = _mm512_srli_epi32(bits, 23);
+      d[j] = _mm512_sub_epi32(field, base_field);
+      const __mmask16 outside =
+          _mm512_mask_cmpge_epu32_mask(nonzero, d[j], width);
+      if (outside != 0) {  // rare when the window is well placed
+        _mm_storeu_si128(
+            reinterpret_cast<__m128i*>(tail + tail_n),
+            _mm512_cvtepi32_epi8(_mm512_maskz_compress_epi32(outside, field)));
+        tail_n += __builtin_popcount(outside);
+        const __mmask16 normal = _mm512_mask_cmplt_epu32_mask(
+            outside, _mm512_sub_epi32(field, one), normal_fields);
+        tail_low = _mm512_mask_min_epu32(tail_low, normal, tail_low, field);
+        tail_high = _mm512_mask_max_epu32(tail_high, normal, tail_high, field);
+      }
     }
-    const __m512i v = _mm512_inserti32x4(
-        _mm512_inserti32x4(
-            _mm512_inserti32x4(_mm512_zextsi128_si512(fields[0]), fields[1], 1),
-            fields[2], 2),
-        fields[3], 3);
-    const __mmask64 nonzero = _mm512_mask_test_epi8_mask(valid, v, v);
-    nonzero_n += __builtin_popcountll(nonzero);
-    const __mmask64 normal =
-        _mm512_mask_cmpneq_epu8_mask(nonzero, v, nonfinite);
-    low = _mm512_mask_min_epu8(low, normal, low, v);
-    high = _mm512_mask_max_epu8(high, normal, high, v);
-    const __m512i d = _mm512_sub_epi8(v, base);
-    const __mmask64 outside = _mm512_mask_cmpge_epu8_mask(nonzero, d, width);
-    _mm512_storeu_si512(tail + tail_n, _mm512_maskz_compress_epi8(outside, v));
-    tail_n += __builtin_popcountll(outside);
-    const __m256i d0 = _mm512_castsi512_si256(d);
-    const __m256i d1 = _mm512_extracti64x4_epi64(d, 1);
-#pragma GCC unroll 16
-    for (int k = 0; k < kWindowBins; ++k) {
-      const __m256i key = _mm256_set1_epi8(static_cast<char>(k));
-      window[k] = _mm256_sub_epi8(window[k], _mm256_cmpeq_epi8(d0, key));
-      window[k] = _mm256_sub_epi8(window[k], _mm256_cmpeq_epi8(d1, key));
-    }
+    counter.AddGroup(d);
   }
-  for (int k = 0; k < kWindowBins; ++k) {
-    const __m256i s = _mm256_sad_epu8(window[k], _mm256_setzero_si256());
-    counts[w0 + k] += static_cast<uint64_t>(_mm256_extract_epi64(s, 0)) +
-                      static_cast<uint64_t>(_mm256_extract_epi64(s, 1)) +
-                      static_cast<uint64_t>(_mm256_extract_epi64(s, 2)) +
-                      static_cast<uint64_t>(_mm256_extract_epi64(s, 3));
-  }
-  counts[0] += static_cast<uint64_t>(n - nonzero_n);
+  counter.AddTo(window);
   out->sum_squares =
       _mm512_reduce_add_ps(_mm512_add_ps(squares[0], squares[1]));
   out->sum_abs = _mm512_reduce_add_ps(_mm512_add_ps(sums[0], sums[1]));
   out->max_abs_bits = _mm512_reduce_max_epu32(max_bits);
-  out->zeros = static_cast<uint32_t>(zeros);
-  alignas(64) uint8_t low_lanes[64], high_lanes[64];
-  _mm512_store_si512(low_lanes, low);
-  _mm512_store_si512(high_lanes, high);
-  out->lo = *std::min_element(low_lanes, low_lanes + 64);
-  out->hi = *std::max_element(high_lanes, high_lanes + 64);
+  out->zeros =
+      static_cast<uint32_t>(n - _mm512_reduce_add_epi32(nonzero_count));
+  // Bounds of the tail's normal fields (lo > hi: none).
+  out->lo = static_cast<uint8_t>(_mm512_reduce_min_epu32(tail_low));
+  out->hi = static_cast<uint8_t>(_mm512_reduce_max_epu32(tail_high));
   return tail_n;
 }
 
 bool CpuHasFusedSweep() {
   static const bool has = __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vbmi2");
+                          __builtin_cpu_supports("avx512f");
   return has;
 }
 #endif
@@ -120,15 +195,33 @@ bool BlockSweepFusedSupported() { return CpuHasFusedSweep(); }
 
 void SweepBlockFused(const float* g, int n, int window_top, uint64_t* counts,
                      BlockFigures* out) {
-  const int w0 = std::max(1, window_top - kWindowBins + 1);
-  alignas(64) uint8_t tail[kFieldBlock + 64];
-  const int tail_n = FusedPass(g, n, w0, counts, tail, out);
-  // The tail: field 255 and the normal fields outside the window, which
-  // lie below it unless the guess was too low.
-  int tail_hi = out->hi;
-  if (out->hi < w0 + kWindowBins) tail_hi = std::min<int>(out->hi, w0 - 1);
-  CountExponentFields(tail, tail_n, out->lo, tail_hi, counts,
-                      FieldCounting::kEntryByEntry);
+  const int base =
+      std::clamp(window_top - kWindowBins + 1, 1, 255 - kWindowBins);
+  alignas(64) uint8_t tail[kFieldBlock + 16];
+  uint64_t window[kWindowBins] = {};
+  const int tail_n = FusedPass(g, n, base, window, tail, out);
+
+  int lo = 255, hi = 0;
+  for (int k = 0; k < kWindowBins; ++k) {
+    if (window[k] == 0) continue;
+    counts[base + k] += window[k];
+    lo = std::min(lo, base + k);
+    hi = std::max(hi, base + k);
+  }
+  counts[0] += out->zeros;
+  if (tail_n > 0) {
+    // Subnormals, Inf, NaN and the normal fields outside the window.
+    const int tail_lo = out->lo;
+    const int tail_hi = out->hi;
+    CountExponentFields(tail, tail_n, tail_lo, tail_hi, counts,
+                        FieldCounting::kEntryByEntry);
+    if (tail_lo <= tail_hi) {
+      lo = std::min(lo, tail_lo);
+      hi = std::max(hi, tail_hi);
+    }
+  }
+  out->lo = static_cast<uint8_t>(lo);
+  out->hi = static_cast<uint8_t>(hi);
 }
 #else
 bool BlockSweepFusedSupported() { return false; }

@@ -6,14 +6,15 @@
 namespace gradwatch::engine {
 
 /// One block's figures from a single pass over its floats, on CPUs with
-/// AVX-512 BW and VBMI2: the gradient sweep's sums, maximum and zeros, and
+/// AVX-512 F and BW: the gradient sweep's sums, maximum and zeros, and
 /// the counts of its exponent fields (exponent_counting.h), which the
 /// portable sweep gets from three passes. Loading each entry once lets the
 /// counting run while the block streams in from memory.
 ///
-/// The exponent fields are counted in a window of 16 below `window_top` by
-/// byte comparison; zeros by a mask; the other entries (the tail) are
-/// gathered with vpcompressb and counted entry by entry. The window is a
+/// The exponent fields are counted in a window of 32 fields ending at
+/// `window_top`, bit-sliced in carry-save adders; zeros by a mask; the
+/// other entries (the tail: subnormals, Inf, NaN and fields below the
+/// window) are compressed out and counted entry by entry. The window is a
 /// guess (the previous block's highest field): a wrong one only makes the
 /// tail longer. Functions only; thread-safe.
 

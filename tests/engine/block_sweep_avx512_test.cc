@@ -54,7 +54,7 @@ Expected Naive(const std::vector<float>& g) {
 // guess is right, too high or too low.
 TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
   if (!BlockSweepFusedSupported()) {
-    GTEST_SKIP() << "this CPU has no AVX-512 BW and VBMI2";
+    GTEST_SKIP() << "this CPU has no AVX-512 F and BW";
   }
   std::mt19937 rng(5);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -73,8 +73,10 @@ TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
       {1000, 0, 3, 0.5, false, -20},
       {4033, -60, 30, 0.2, true, -40},
       {2048, 40, 4, 0.0, false, 0},
-      {3000, -120, 4, 0.1, true, 0},  // subnormals among the normals
-      {4096, 0, 1, 1.0, false, 0},    // zeros only
+      {3000, -120, 4, 0.1, true, 0},   // subnormals among the normals
+      {4096, 0, 1, 1.0, false, 0},     // zeros only
+      {4096, 5, 0, 0.0, false, 0},     // one field: the counters' largest
+      {4096, -20, 60, 0.05, true, 0},  // a long tail below the window
   };
   for (const Case& c : cases) {
     std::vector<float> g(c.n);
@@ -112,6 +114,35 @@ TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
       EXPECT_NEAR(f.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
     }
   }
+}
+
+// The window's edges: its top field, the 31 below it, the first field
+// below it, and the specials around it.
+TEST(BlockSweepAvx512Test, CountsAtTheWindowEdges) {
+  if (!BlockSweepFusedSupported()) {
+    GTEST_SKIP() << "this CPU has no AVX-512 F and BW";
+  }
+  const float values[] = {1.5f,
+                          std::exp2(-31.0f),
+                          -std::exp2(-32.0f),
+                          0.0f,
+                          std::numeric_limits<float>::min(),
+                          std::numeric_limits<float>::denorm_min(),
+                          std::exp2(-30.0f),
+                          -1.0f};
+  std::vector<float> g(4096);
+  for (size_t i = 0; i < g.size(); ++i) g[i] = values[(i * 7 + i / 64) % 8];
+  const Expected e = Naive(g);
+  Counts counts{};
+  BlockFigures f;
+  SweepBlockFused(g.data(), static_cast<int>(g.size()), 127, counts.data(), &f);
+  EXPECT_EQ(counts, e.counts);
+  EXPECT_EQ(counts[127], 1024u);
+  EXPECT_EQ(counts[96], 512u);
+  EXPECT_EQ(counts[95], 512u);
+  EXPECT_EQ(f.zeros, 512u);
+  EXPECT_EQ(f.lo, 1);
+  EXPECT_EQ(f.hi, 127);
 }
 
 }  // namespace
