@@ -12,10 +12,8 @@
 namespace gradwatch::engine {
 namespace {
 
-// Fields counted in the window: one per bit of a 32-bit lane. (A second
-// window of 32 below it cost more than the tail it took over, on every
-// benchmark model.)
-constexpr int kWindowBins = 32;
+// Fields per window: one per bit of a 32-bit lane.
+constexpr int kWindowFields = 32;
 // Entries per group: 16 vectors of 16.
 constexpr int kGroup = 256;
 
@@ -49,11 +47,13 @@ struct WindowCounter {
     for (__m512i& s : sixteens) s = _mm512_setzero_si512();
   }
 
-  // Adds a group's entries; d[j] = field - base.
-  GRADWATCH_AVX512_TARGET void AddGroup(const __m512i* d) {
+  // Adds a group's entries; d[j] = field - the lowest window's base, and
+  // this window starts `offset` fields above that.
+  GRADWATCH_AVX512_TARGET void AddGroup(const __m512i* d, int offset) {
     const __m512i one = _mm512_set1_epi32(1);
+    const __m512i shift = _mm512_set1_epi32(offset);
     auto word = [&](int j) GRADWATCH_AVX512_TARGET {
-      return _mm512_sllv_epi32(one, d[j]);
+      return _mm512_sllv_epi32(one, _mm512_sub_epi32(d[j], shift));
     };
     __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, carry;
     auto add_eight = [&](int j, __m512i& eights_out) GRADWATCH_AVX512_TARGET {
@@ -110,18 +110,20 @@ struct WindowCounter {
 
 // The pass, a group at a time: each vector of 16 floats feeds the sums,
 // the maximum and the count of nonzero entries, and its fields feed the
-// window. Nonzero entries outside the window (subnormals, Inf and NaN
-// among them: fields 0 and 255 never are in it) are the tail: their
-// fields are compressed into `tail`, which has room for n + 16 bytes.
-// Lanes past n load as 0.0: they add nothing to the sums and are neither
-// nonzero nor in the window. window[k] gets the entries of field base + k;
-// base in [1, 255 - kWindowBins]. Returns the tail's length.
-GRADWATCH_AVX512_TARGET
-int FusedPass(const float* g, int n, int base, uint64_t* window, uint8_t* tail,
-              BlockFigures* out) {
+// kWindows windows, which cover fields [base, base + 32 kWindows).
+// Nonzero entries outside them (subnormals, Inf and NaN among them: fields
+// 0 and 255 never are inside) are the tail: their |g| bit patterns are
+// compressed into `tail`, which has room for n + 16. Lanes past n load as
+// 0.0: they add nothing to the sums and are neither nonzero nor in a
+// window. window[k] gets the entries of field base + k; base in
+// [1, 255 - 32 kWindows]. Returns the tail's length.
+template <int kWindows>
+GRADWATCH_AVX512_TARGET int FusedPass(const float* g, int n, int base,
+                                      uint64_t* window, uint32_t* tail,
+                                      BlockFigures* out) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   const __m512i base_field = _mm512_set1_epi32(base);
-  const __m512i width = _mm512_set1_epi32(kWindowBins);
+  const __m512i width = _mm512_set1_epi32(kWindows * kWindowFields);
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i normal_fields = _mm512_set1_epi32(254);
   __m512 squares[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -130,8 +132,8 @@ int FusedPass(const float* g, int n, int base, uint64_t* window, uint8_t* tail,
   __m512i nonzero_count = _mm512_setzero_si512();
   __m512i tail_low = _mm512_set1_epi32(255);
   __m512i tail_high = _mm512_setzero_si512();
-  WindowCounter counter;
-  counter.Clear();
+  WindowCounter counters[kWindows];
+  for (WindowCounter& c : counters) c.Clear();
   int tail_n = 0;
   for (int i = 0; i < n; i += kGroup) {
     __m512i d[16];
@@ -155,10 +157,9 @@ int FusedPass(const float* g, int n, int base, uint64_t* window, uint8_t* tail,
       d[j] = _mm512_sub_epi32(field, base_field);
       const __mmask16 outside =
           _mm512_mask_cmpge_epu32_mask(nonzero, d[j], width);
-      if (outside != 0) {  // rare when the window is well placed
-        _mm_storeu_si128(
-            reinterpret_cast<__m128i*>(tail + tail_n),
-            _mm512_cvtepi32_epi8(_mm512_maskz_compress_epi32(outside, field)));
+      if (outside != 0) {  // rare when the windows are well placed
+        _mm512_storeu_si512(tail + tail_n,
+                            _mm512_maskz_compress_epi32(outside, bits));
         tail_n += __builtin_popcount(outside);
         const __mmask16 normal = _mm512_mask_cmplt_epu32_mask(
             outside, _mm512_sub_epi32(field, one), normal_fields);
@@ -166,9 +167,13 @@ int FusedPass(const float* g, int n, int base, uint64_t* window, uint8_t* tail,
         tail_high = _mm512_mask_max_epu32(tail_high, normal, tail_high, field);
       }
     }
-    counter.AddGroup(d);
+    for (int w = 0; w < kWindows; ++w) {
+      counters[w].AddGroup(d, w * kWindowFields);
+    }
   }
-  counter.AddTo(window);
+  for (int w = 0; w < kWindows; ++w) {
+    counters[w].AddTo(window + w * kWindowFields);
+  }
   out->sum_squares =
       _mm512_reduce_add_ps(_mm512_add_ps(squares[0], squares[1]));
   out->sum_abs = _mm512_reduce_add_ps(_mm512_add_ps(sums[0], sums[1]));
@@ -182,8 +187,8 @@ int FusedPass(const float* g, int n, int base, uint64_t* window, uint8_t* tail,
 }
 
 bool CpuHasFusedSweep() {
-  static const bool has = __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512f");
+  static const bool has =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
   return has;
 }
 #endif
@@ -193,28 +198,55 @@ bool CpuHasFusedSweep() {
 #ifdef GRADWATCH_FUSED_BLOCK_SWEEP
 bool BlockSweepFusedSupported() { return CpuHasFusedSweep(); }
 
-void SweepBlockFused(const float* g, int n, int window_top, uint64_t* counts,
+void SweepBlockFused(const float* g, int n, ExponentWindows windows,
+                     uint64_t* counts, uint64_t* subnormal_counts,
                      BlockFigures* out) {
-  const int base =
-      std::clamp(window_top - kWindowBins + 1, 1, 255 - kWindowBins);
-  alignas(64) uint8_t tail[kFieldBlock + 16];
-  uint64_t window[kWindowBins] = {};
-  const int tail_n = FusedPass(g, n, base, window, tail, out);
+  const int count = std::clamp(windows.count, 1, kMaxWindows);
+  const int fields = count * kWindowFields;
+  const int base = std::clamp(windows.top - fields + 1, 1, 255 - fields);
+  alignas(64) uint32_t tail[kFieldBlock + 16];
+  uint64_t window[kMaxWindows * kWindowFields] = {};
+  int tail_n = 0;
+  switch (count) {
+    case 1:
+      tail_n = FusedPass<1>(g, n, base, window, tail, out);
+      break;
+    case 2:
+      tail_n = FusedPass<2>(g, n, base, window, tail, out);
+      break;
+    case 3:
+      tail_n = FusedPass<3>(g, n, base, window, tail, out);
+      break;
+    default:
+      tail_n = FusedPass<4>(g, n, base, window, tail, out);
+      break;
+  }
 
   int lo = 255, hi = 0;
-  for (int k = 0; k < kWindowBins; ++k) {
+  for (int k = 0; k < fields; ++k) {
     if (window[k] == 0) continue;
     counts[base + k] += window[k];
     lo = std::min(lo, base + k);
     hi = std::max(hi, base + k);
   }
   counts[0] += out->zeros;
+  out->subnormals = 0;
   if (tail_n > 0) {
-    // Subnormals, Inf, NaN and the normal fields outside the window.
+    // Subnormals, Inf, NaN and the normal fields outside the windows. A
+    // subnormal's binade is its mantissa's highest set bit.
     const int tail_lo = out->lo;
     const int tail_hi = out->hi;
-    CountExponentFields(tail, tail_n, tail_lo, tail_hi, counts,
+    alignas(64) uint8_t fields[kFieldBlock];
+    for (int i = 0; i < tail_n; ++i) {
+      fields[i] = static_cast<uint8_t>(tail[i] >> 23);
+    }
+    CountExponentFields(fields, tail_n, tail_lo, tail_hi, counts,
                         FieldCounting::kEntryByEntry);
+    for (int i = 0; i < tail_n; ++i) {
+      if (fields[i] != 0) continue;
+      ++subnormal_counts[31 - __builtin_clz(tail[i])];
+      ++out->subnormals;
+    }
     if (tail_lo <= tail_hi) {
       lo = std::min(lo, tail_lo);
       hi = std::max(hi, tail_hi);
@@ -226,7 +258,8 @@ void SweepBlockFused(const float* g, int n, int window_top, uint64_t* counts,
 #else
 bool BlockSweepFusedSupported() { return false; }
 
-void SweepBlockFused(const float*, int, int, uint64_t*, BlockFigures*) {}
+void SweepBlockFused(const float*, int, ExponentWindows, uint64_t*, uint64_t*,
+                     BlockFigures*) {}
 #endif
 
 }  // namespace gradwatch::engine

@@ -11,12 +11,20 @@ namespace gradwatch::engine {
 /// portable sweep gets from three passes. Loading each entry once lets the
 /// counting run while the block streams in from memory.
 ///
-/// The exponent fields are counted in a window of 32 fields ending at
-/// `window_top`, bit-sliced in carry-save adders; zeros by a mask; the
-/// other entries (the tail: subnormals, Inf, NaN and fields below the
-/// window) are compressed out and counted entry by entry. The window is a
-/// guess (the previous block's highest field): a wrong one only makes the
-/// tail longer. Functions only; thread-safe.
+/// The exponent fields are counted in 1 to kMaxWindows windows of 32
+/// fields, next to each other below a top field, bit-sliced in carry-save
+/// adders; zeros by a mask; the other entries (the tail: subnormals, Inf,
+/// NaN and fields below the windows) are compressed out and counted entry
+/// by entry. The windows are a guess (the same tensor's last sweep): a
+/// wrong one only makes the tail longer. Functions only; thread-safe.
+
+/// Where the fused pass counts exponent fields bit-sliced: `count` windows
+/// of 32 fields, the highest ending at field `top`, in [1, 254].
+struct ExponentWindows {
+  int top = 127;
+  int count = 1;
+};
+inline constexpr int kMaxWindows = 4;
 
 /// What one pass gives. Sums in f32, as the portable sweep's first pass.
 struct BlockFigures {
@@ -25,6 +33,7 @@ struct BlockFigures {
   // Maximum of |g|'s bit patterns (NaN above Inf).
   uint32_t max_abs_bits = 0;
   uint32_t zeros = 0;
+  uint32_t subnormals = 0;
   // Bounds of the normal entries' fields (lo > hi: none).
   uint8_t lo = 255;
   uint8_t hi = 0;
@@ -36,10 +45,12 @@ bool BlockSweepFusedSupported();
 /// Blocks smaller than this are left to the portable sweep.
 inline constexpr int kMinFusedBlock = 2048;
 
-/// Sweeps g[0, n), kMinFusedBlock <= n <= kFieldBlock: fills `out` and
-/// adds each field's entries to counts[field]. window_top in [1, 254].
-/// Only where BlockSweepFusedSupported().
-void SweepBlockFused(const float* g, int n, int window_top, uint64_t* counts,
+/// Sweeps g[0, n), n <= kFieldBlock: fills `out`, adds each field's
+/// entries to counts[field] (field 0: zeros and subnormals), and each
+/// subnormal to subnormal_counts[b], b = the index of its highest set bit
+/// (its binade is 2^(b - 149)). Only where BlockSweepFusedSupported().
+void SweepBlockFused(const float* g, int n, ExponentWindows windows,
+                     uint64_t* counts, uint64_t* subnormal_counts,
                      BlockFigures* out);
 
 }  // namespace gradwatch::engine

@@ -193,10 +193,37 @@ int HighestFiniteField(const float* g, int n) {
   return static_cast<int>(high >> 23);
 }
 
-// window_top: the highest field of the fused pass's exponent window, a
-// guess (block_sweep_avx512.h); 0 for none yet.
-void SweepRange(const float* g, int64_t begin, int64_t end, int window_top,
-                Partial& p) {
+// A further window of the fused pass is worth its cost per entry (a few
+// vector operations per 16) where it would hold at least this share of the
+// entries, each of which costs about 25 times that in the tail.
+constexpr int kWindowShareInverse = 25;
+
+// The fused pass's windows, from the last sweep into `last` (the same
+// tensor a step earlier, usually): the top is the highest normal field it
+// found, and each further window of 32 fields below is added while it
+// would have held 1/kWindowShareInverse of that sweep's nonzero entries.
+// top 0: no sweep yet.
+ExponentWindows WindowsAfter(const GradientSummary& last) {
+  const int top = last.end_bin - 1 - kNormalIndexOffset;
+  if (last.first_bin >= last.end_bin || top < 1 || top > 254) return {0, 1};
+  const auto nonzero = static_cast<uint64_t>(last.size - last.zeros);
+  int count = 1;
+  for (; count < kMaxWindows; ++count) {
+    const int high = top - 32 * count;
+    const int low = std::max(1, high - 31);
+    uint64_t held = 0;
+    for (int f = low; f <= high; ++f) {
+      held += last.exponent_counts[f + kNormalIndexOffset];
+    }
+    if (held * kWindowShareInverse < nonzero) break;
+  }
+  return {top, count};
+}
+
+// windows: the fused pass's guess (top 0: none yet); its top follows each
+// block's highest field.
+void SweepRange(const float* g, int64_t begin, int64_t end,
+                ExponentWindows windows, Partial& p) {
   alignas(64) uint8_t fields[kBlock];
   const bool fused = BlockSweepFusedSupported();
   for (int64_t b = begin; b < end; b += kBlock) {
@@ -207,17 +234,20 @@ void SweepRange(const float* g, int64_t begin, int64_t end, int window_top,
     const uint64_t nonfinite_before = p.field_counts[255];
     BlockSums sums;
     uint8_t lo, hi;
+    bool subnormals_counted = false;
     if (fused && n >= kMinFusedBlock) {
-      if (window_top == 0) {
-        window_top = std::clamp(HighestFiniteField(block, n), 1, 254);
+      if (windows.top == 0) {
+        windows.top = std::clamp(HighestFiniteField(block, n), 1, 254);
       }
       BlockFigures figures;
-      SweepBlockFused(block, n, window_top, p.field_counts.data(), &figures);
+      SweepBlockFused(block, n, windows, p.field_counts.data(),
+                      p.subnormal_counts.data(), &figures);
       sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
               figures.zeros};
       lo = figures.lo;
       hi = figures.hi;
-      if (lo <= hi) window_top = hi;
+      if (lo <= hi) windows.top = hi;
+      subnormals_counted = true;
     } else {
       SumBlockFloat(block, n, &sums);
       ExponentFields(block, n, fields, &lo, &hi);
@@ -234,7 +264,7 @@ void SweepRange(const float* g, int64_t begin, int64_t end, int window_top,
     const uint64_t nonfinite = p.field_counts[255] - nonfinite_before;
     if (tiny > sums.zeros) {
       p.has_subnormals = true;
-      CountSubnormals(block, n, p);
+      if (!subnormals_counted) CountSubnormals(block, n, p);
     }
     if (nonfinite > 0) p.nans += CountNans(block, n);
   }
@@ -266,13 +296,7 @@ double GradientSummary::zero_fraction() const {
 
 void SweepGradient(const float* grad, int64_t n, int64_t padding,
                    GradientSummary& out) {
-  // The exponent window starts where the last sweep into `out` found the
-  // highest normal exponent: the same tensor a step earlier, usually.
-  const int last_field = out.end_bin - 1 + kMinExponent + 127;
-  const int window_top =
-      out.first_bin < out.end_bin && last_field >= 1 && last_field <= 254
-          ? last_field
-          : 0;
+  const ExponentWindows windows = WindowsAfter(out);
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   int threads = 1;
   if (n >= kParallelSweepElements) {
@@ -281,7 +305,7 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
   }
   Partial total;
   if (threads <= 1) {
-    SweepRange(grad, 0, n, window_top, total);
+    SweepRange(grad, 0, n, windows, total);
   } else {
     // Contiguous ranges of whole blocks per thread, and the sums added in
     // thread order: the same buffer always gives the same figures.
@@ -296,7 +320,7 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
       const int64_t begin = blocks * t / size * kBlock;
       const int64_t end = std::min(n, blocks * (t + 1) / size * kBlock);
       Partial mine;
-      SweepRange(grad, begin, end, window_top, mine);
+      SweepRange(grad, begin, end, windows, mine);
       sum_squares[t] = mine.sum_squares;
       sum_abs[t] = mine.sum_abs;
 #pragma omp critical(gradwatch_gradient_sweep)

@@ -15,6 +15,8 @@ namespace gradwatch::engine {
 namespace {
 
 using Counts = std::array<uint64_t, kFieldValues>;
+// By the index of a subnormal's highest set bit.
+using SubnormalCounts = std::array<uint64_t, 23>;
 
 uint32_t AbsBits(float v) {
   uint32_t bits;
@@ -28,6 +30,8 @@ struct Expected {
   uint32_t max_abs_bits = 0, zeros = 0;
   int lo = 255, hi = 0;
   Counts counts{};
+  SubnormalCounts subnormal_counts{};
+  uint32_t subnormals = 0;
 };
 
 Expected Naive(const std::vector<float>& g) {
@@ -41,6 +45,10 @@ Expected Naive(const std::vector<float>& g) {
     e.zeros += bits == 0;
     const int field = static_cast<int>(bits >> 23);
     ++e.counts[field];
+    if (field == 0 && bits != 0) {
+      ++e.subnormal_counts[31 - __builtin_clz(bits)];
+      ++e.subnormals;
+    }
     if (field != 0 && field != 255) {
       e.lo = std::min(e.lo, field);
       e.hi = std::max(e.hi, field);
@@ -96,28 +104,35 @@ TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
     const Expected e = Naive(g);
     const int top = e.lo <= e.hi ? e.hi : 127;
     const int guess = std::clamp(top + c.guess_offset, 1, 254);
-    Counts counts{};
-    BlockFigures f;
-    SweepBlockFused(g.data(), c.n, guess, counts.data(), &f);
-    SCOPED_TRACE(testing::Message() << "n " << c.n << " center " << c.center
-                                    << " guess " << guess);
-    EXPECT_EQ(counts, e.counts);
-    EXPECT_EQ(f.max_abs_bits, e.max_abs_bits);
-    EXPECT_EQ(f.zeros, e.zeros);
-    EXPECT_EQ(f.lo, e.lo);
-    EXPECT_EQ(f.hi, e.hi);
-    if (c.specials) {
-      EXPECT_TRUE(std::isnan(f.sum_squares));
-      EXPECT_TRUE(std::isnan(f.sum_abs));
-    } else {
-      EXPECT_NEAR(f.sum_squares, e.sum_squares, 1e-5 * e.sum_squares);
-      EXPECT_NEAR(f.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
+    for (int windows = 1; windows <= kMaxWindows; ++windows) {
+      Counts counts{};
+      SubnormalCounts subnormals{};
+      BlockFigures f;
+      SweepBlockFused(g.data(), c.n, {guess, windows}, counts.data(),
+                      subnormals.data(), &f);
+      SCOPED_TRACE(testing::Message()
+                   << "n " << c.n << " center " << c.center << " guess "
+                   << guess << " windows " << windows);
+      EXPECT_EQ(counts, e.counts);
+      EXPECT_EQ(subnormals, e.subnormal_counts);
+      EXPECT_EQ(f.subnormals, e.subnormals);
+      EXPECT_EQ(f.max_abs_bits, e.max_abs_bits);
+      EXPECT_EQ(f.zeros, e.zeros);
+      EXPECT_EQ(f.lo, e.lo);
+      EXPECT_EQ(f.hi, e.hi);
+      if (c.specials) {
+        EXPECT_TRUE(std::isnan(f.sum_squares));
+        EXPECT_TRUE(std::isnan(f.sum_abs));
+      } else {
+        EXPECT_NEAR(f.sum_squares, e.sum_squares, 1e-5 * e.sum_squares);
+        EXPECT_NEAR(f.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
+      }
     }
   }
 }
 
-// The window's edges: its top field, the 31 below it, the first field
-// below it, and the specials around it.
+// A window's edges: the top field, the 31 below it, the first field below
+// it, and the specials around them.
 TEST(BlockSweepAvx512Test, CountsAtTheWindowEdges) {
   if (!BlockSweepFusedSupported()) {
     GTEST_SKIP() << "this CPU has no AVX-512 F and BW";
@@ -134,9 +149,13 @@ TEST(BlockSweepAvx512Test, CountsAtTheWindowEdges) {
   for (size_t i = 0; i < g.size(); ++i) g[i] = values[(i * 7 + i / 64) % 8];
   const Expected e = Naive(g);
   Counts counts{};
+  SubnormalCounts subnormals{};
   BlockFigures f;
-  SweepBlockFused(g.data(), static_cast<int>(g.size()), 127, counts.data(), &f);
+  SweepBlockFused(g.data(), static_cast<int>(g.size()), {127, 1}, counts.data(),
+                  subnormals.data(), &f);
   EXPECT_EQ(counts, e.counts);
+  EXPECT_EQ(subnormals, e.subnormal_counts);
+  EXPECT_EQ(subnormals[0], 512u);
   EXPECT_EQ(counts[127], 1024u);
   EXPECT_EQ(counts[96], 512u);
   EXPECT_EQ(counts[95], 512u);
