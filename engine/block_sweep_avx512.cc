@@ -186,6 +186,24 @@ GRADWATCH_AVX512_TARGET int FusedPass(const float* g, int n, int base,
   return tail_n;
 }
 
+// fields[i] = the field of tail[i], i < n (fields has room for n rounded
+// up to 16); returns how many are 0 (subnormals: the tail has no zeros).
+GRADWATCH_AVX512_TARGET
+int TailFields(const uint32_t* tail, int n, uint8_t* fields) {
+  int field_zero = 0;
+  for (int i = 0; i < n; i += 16) {
+    const auto lanes =
+        static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512i field =
+        _mm512_srli_epi32(_mm512_maskz_loadu_epi32(lanes, tail + i), 23);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(fields + i),
+                     _mm512_cvtepi32_epi8(field));
+    field_zero += __builtin_popcount(
+        _mm512_mask_cmpeq_epi32_mask(lanes, field, _mm512_setzero_si512()));
+  }
+  return field_zero;
+}
+
 bool CpuHasFusedSweep() {
   static const bool has =
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
@@ -237,12 +255,10 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
     const int tail_lo = out->lo;
     const int tail_hi = out->hi;
     alignas(64) uint8_t fields[kFieldBlock];
-    for (int i = 0; i < tail_n; ++i) {
-      fields[i] = static_cast<uint8_t>(tail[i] >> 23);
-    }
+    const int subnormals = TailFields(tail, tail_n, fields);
     CountExponentFields(fields, tail_n, tail_lo, tail_hi, counts,
                         FieldCounting::kEntryByEntry);
-    for (int i = 0; i < tail_n; ++i) {
+    for (int i = 0; out->subnormals < static_cast<uint32_t>(subnormals); ++i) {
       if (fields[i] != 0) continue;
       ++subnormal_counts[31 - __builtin_clz(tail[i])];
       ++out->subnormals;
