@@ -220,8 +220,8 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
                      uint64_t* counts, uint64_t* subnormal_counts,
                      BlockFigures* out) {
   const int count = std::clamp(windows.count, 1, kMaxWindows);
-  const int fields = count * kWindowFields;
-  const int base = std::clamp(windows.top - fields + 1, 1, 255 - fields);
+  const int covered = count * kWindowFields;
+  const int base = std::clamp(windows.top - covered + 1, 1, 255 - covered);
   alignas(64) uint32_t tail[kFieldBlock + 16];
   uint64_t window[kMaxWindows * kWindowFields] = {};
   int tail_n = 0;
@@ -241,7 +241,7 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
   }
 
   int lo = 255, hi = 0;
-  for (int k = 0; k < fields; ++k) {
+  for (int k = 0; k < covered; ++k) {
     if (window[k] == 0) continue;
     counts[base + k] += window[k];
     lo = std::min(lo, base + k);
