@@ -236,12 +236,10 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
   for (int64_t b = begin; b < end; b += kBlock) {
     const int n = static_cast<int>(std::min<int64_t>(kBlock, end - b));
     const float* block = g + b;
-    // Fields 0 (zeros and subnormals) and 255 (Inf and NaN) of this block.
-    const uint64_t tiny_before = p.field_counts[0];
+    // Field 255 (Inf and NaN) of this block.
     const uint64_t nonfinite_before = p.field_counts[255];
     BlockSums sums;
     uint8_t lo, hi;
-    bool subnormals_counted = false;
     if (fused && n >= kMinFusedBlock) {
       if (windows.top == 0) {
         windows.top = std::clamp(HighestFiniteField(block, n), 1, 254);
@@ -254,11 +252,17 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
       lo = figures.lo;
       hi = figures.hi;
       if (lo <= hi) windows.top = hi;
-      subnormals_counted = true;
+      if (figures.subnormals > 0) p.has_subnormals = true;
     } else {
+      // Field 0 holds the zeros and the subnormals.
+      const uint64_t tiny_before = p.field_counts[0];
       SumBlockFloat(block, n, &sums);
       ExponentFields(block, n, fields, &lo, &hi);
       CountExponentFields(fields, n, lo, hi, p.field_counts.data());
+      if (p.field_counts[0] - tiny_before > sums.zeros) {
+        p.has_subnormals = true;
+        CountSubnormals(block, n, p);
+      }
     }
     if (!FloatSumsSuffice(sums.max_abs_bits)) SumBlockDouble(block, n, &sums);
     p.sum_squares += sums.sum_squares;
@@ -267,12 +271,7 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
     p.zeros += sums.zeros;
     p.min_field = std::min(p.min_field, lo);
     p.max_field = std::max(p.max_field, hi);
-    const uint64_t tiny = p.field_counts[0] - tiny_before;
     const uint64_t nonfinite = p.field_counts[255] - nonfinite_before;
-    if (tiny > sums.zeros) {
-      p.has_subnormals = true;
-      if (!subnormals_counted) CountSubnormals(block, n, p);
-    }
     if (nonfinite > 0) p.nans += CountNans(block, n);
   }
 }
