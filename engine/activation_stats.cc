@@ -54,21 +54,21 @@ inline float AbsOrInf(float d) {
   return v == v ? v : kInf;
 }
 
-// max_abs[j] = max over rows of |f'|; inlined into the vectorized clones
-// below. Blocks of kUnitBlock units keep their maxima in registers over all
-// rows: read from and stored to max_abs, each row's maxima would wait on the
-// previous row's stores.
+// max_abs[j] = max over rows of |f'| for units j < units of rows `stride`
+// apart; inlined into the vectorized clones below. Blocks of kUnitBlock
+// units keep their maxima in registers over all rows: read from and stored
+// to max_abs, each row's maxima would wait on the previous row's stores.
 constexpr int kUnitBlock = 32;
 
 template <class Derivative>
 inline void MaxAbsDerivative(const Derivative& derivative, const float* z,
-                             const float* a, int rows, int units,
+                             const float* a, int rows, int stride, int units,
                              float* max_abs) {
   int j0 = 0;
   for (; j0 + kUnitBlock <= units; j0 += kUnitBlock) {
     float block[kUnitBlock] = {};
     for (int r = 0; r < rows; ++r) {
-      const int64_t offset = static_cast<int64_t>(r) * units + j0;
+      const int64_t offset = static_cast<int64_t>(r) * stride + j0;
       for (int k = 0; k < kUnitBlock; ++k) {
         const float v = AbsOrInf(derivative(z[offset + k], a[offset + k]));
         block[k] = v > block[k] ? v : block[k];
@@ -78,7 +78,7 @@ inline void MaxAbsDerivative(const Derivative& derivative, const float* z,
   }
   std::fill(max_abs + j0, max_abs + units, 0.0f);
   for (int r = 0; r < rows; ++r) {
-    const int64_t offset = static_cast<int64_t>(r) * units;
+    const int64_t offset = static_cast<int64_t>(r) * stride;
     for (int j = j0; j < units; ++j) {
       const float v = AbsOrInf(derivative(z[offset + j], a[offset + j]));
       max_abs[j] = v > max_abs[j] ? v : max_abs[j];
@@ -87,36 +87,36 @@ inline void MaxAbsDerivative(const Derivative& derivative, const float* z,
 }
 
 GRADWATCH_WIDE_CLONES
-void MaxAbsRelu(const float* z, const float* a, int rows, int units,
+void MaxAbsRelu(const float* z, const float* a, int rows, int stride, int units,
                 float* max_abs) {
-  MaxAbsDerivative(ReluDerivative{}, z, a, rows, units, max_abs);
+  MaxAbsDerivative(ReluDerivative{}, z, a, rows, stride, units, max_abs);
 }
 
 GRADWATCH_WIDE_CLONES
-void MaxAbsSigmoid(const float* z, const float* a, int rows, int units,
-                   float* max_abs) {
-  MaxAbsDerivative(SigmoidDerivative{}, z, a, rows, units, max_abs);
+void MaxAbsSigmoid(const float* z, const float* a, int rows, int stride,
+                   int units, float* max_abs) {
+  MaxAbsDerivative(SigmoidDerivative{}, z, a, rows, stride, units, max_abs);
 }
 
 GRADWATCH_WIDE_CLONES
-void MaxAbsTanh(const float* z, const float* a, int rows, int units,
+void MaxAbsTanh(const float* z, const float* a, int rows, int stride, int units,
                 float* max_abs) {
-  MaxAbsDerivative(TanhDerivative{}, z, a, rows, units, max_abs);
+  MaxAbsDerivative(TanhDerivative{}, z, a, rows, stride, units, max_abs);
 }
 
 GRADWATCH_WIDE_CLONES
-void MaxAbsElu(float alpha, const float* z, const float* a, int rows, int units,
-               float* max_abs) {
-  MaxAbsDerivative(EluDerivative{alpha}, z, a, rows, units, max_abs);
+void MaxAbsElu(float alpha, const float* z, const float* a, int rows,
+               int stride, int units, float* max_abs) {
+  MaxAbsDerivative(EluDerivative{alpha}, z, a, rows, stride, units, max_abs);
 }
 
 // GELU's derivative needs erf and exp: it is evaluated only for units whose
 // maximum is still below `stop`, past which neither test can hold.
-void MaxAbsGelu(float stop, const float* z, int rows, int units,
+void MaxAbsGelu(float stop, const float* z, int rows, int stride, int units,
                 float* max_abs) {
   std::fill(max_abs, max_abs + units, 0.0f);
   for (int r = 0; r < rows; ++r) {
-    const float* zr = z + static_cast<int64_t>(r) * units;
+    const float* zr = z + static_cast<int64_t>(r) * stride;
     for (int j = 0; j < units; ++j) {
       if (max_abs[j] >= stop) continue;
       max_abs[j] = std::max(max_abs[j], AbsOrInf(GeluDerivative(zr[j])));
@@ -124,42 +124,37 @@ void MaxAbsGelu(float stop, const float* z, int rows, int units,
   }
 }
 
-// Fills max_abs per f; false for activations that are never inactive (the
-// maxima are then +Inf).
+// Fills max_abs per f for `units` units of rows `stride` apart (+Inf for
+// activations that are never inactive or saturated).
 void ComputeMaxAbsDerivative(const ActivationFunction& f, float gelu_stop,
                              const float* z, const float* a, int rows,
-                             int units, float* max_abs) {
+                             int stride, int units, float* max_abs) {
   switch (f.kind) {
     case v1::RELU:
-      return MaxAbsRelu(z, a, rows, units, max_abs);
+      return MaxAbsRelu(z, a, rows, stride, units, max_abs);
     case v1::LEAKY_RELU:
       if (f.negative_slope == 0.0f) {
-        return MaxAbsRelu(z, a, rows, units, max_abs);
+        return MaxAbsRelu(z, a, rows, stride, units, max_abs);
       }
       break;
     case v1::STEP:
       std::fill(max_abs, max_abs + units, 0.0f);
       return;
     case v1::SIGMOID:
-      return MaxAbsSigmoid(z, a, rows, units, max_abs);
+      return MaxAbsSigmoid(z, a, rows, stride, units, max_abs);
     case v1::TANH:
-      return MaxAbsTanh(z, a, rows, units, max_abs);
+      return MaxAbsTanh(z, a, rows, stride, units, max_abs);
     case v1::ELU:
-      return MaxAbsElu(f.elu_alpha, z, a, rows, units, max_abs);
+      return MaxAbsElu(f.elu_alpha, z, a, rows, stride, units, max_abs);
     case v1::GELU:
-      return MaxAbsGelu(gelu_stop, z, rows, units, max_abs);
+      return MaxAbsGelu(gelu_stop, z, rows, stride, units, max_abs);
     default:
       break;
   }
   std::fill(max_abs, max_abs + units, kInf);
 }
 
-// Sums of one chunk around the shifts, in f32.
-struct ChunkSums {
-  float a_sum, a_sum_squares, z_sum, z_sum_squares;
-  int32_t z_negative, z_nonfinite;
-  float z_min, z_max;
-};
+using ChunkSums = ActivationStats::ChunkSums;
 
 GRADWATCH_WIDE_CLONES
 void SumChunk(const float* z, const float* a, int n, float z_shift,
@@ -257,7 +252,7 @@ double ActivationFunction::MaxDerivative() const {
 }
 
 ActivationStats::ActivationStats(const ActivationFunction& f, int units,
-                                 double saturation_eps,
+                                 int max_rows, double saturation_eps,
                                  const v1::HistogramSpec& histogram)
     : f_(f),
       units_(units),
@@ -265,7 +260,9 @@ ActivationStats::ActivationStats(const ActivationFunction& f, int units,
           static_cast<float>(saturation_eps * f.MaxDerivative())),
       max_abs_derivative_(units, 0.0f),
       inactive_(units, 0),
-      saturated_(units, 0) {
+      saturated_(units, 0),
+      chunk_sums_((static_cast<int64_t>(max_rows) * units + kMomentChunk - 1) /
+                  kMomentChunk) {
   if (histogram.enabled() && histogram.bins() >= 2 &&
       histogram.min() < histogram.max()) {
     histogram_bins_ = static_cast<int>(histogram.bins());
@@ -276,11 +273,43 @@ ActivationStats::ActivationStats(const ActivationFunction& f, int units,
 }
 
 void ActivationStats::Compute(const float* z, const float* a, int rows) {
-  float* max_abs = max_abs_derivative_.data();
+  ComputePart(z, a, rows, 0, 1);
+  Finish(z, a, rows);
+}
+
+void ActivationStats::ComputePart(const float* z, const float* a, int rows,
+                                  int part, int parts) {
+  // Units in whole cache lines per part, so that parts never write to the
+  // same line of the maxima.
+  constexpr int kLine = 16;
+  auto unit_bound = [&](int p) {
+    return p == parts ? units_
+                      : std::min(units_, units_ * p / parts / kLine * kLine);
+  };
+  const int unit_begin = unit_bound(part);
+  const int unit_end = unit_bound(part + 1);
   // GELU's maximum stops mattering once it reaches both thresholds.
   const float gelu_stop =
       std::max(saturation_threshold_, std::numeric_limits<float>::min());
-  ComputeMaxAbsDerivative(f_, gelu_stop, z, a, rows, units_, max_abs);
+  ComputeMaxAbsDerivative(f_, gelu_stop, z + unit_begin, a + unit_begin, rows,
+                          units_, unit_end - unit_begin,
+                          max_abs_derivative_.data() + unit_begin);
+
+  const int64_t n = static_cast<int64_t>(rows) * units_;
+  const int64_t chunks = (n + kMomentChunk - 1) / kMomentChunk;
+  const float z_shift = Shift(z, n);
+  const float a_shift = Shift(a, n);
+  for (int64_t c = chunks * part / parts; c < chunks * (part + 1) / parts;
+       ++c) {
+    const int64_t start = c * kMomentChunk;
+    SumChunk(z + start, a + start,
+             static_cast<int>(std::min<int64_t>(kMomentChunk, n - start)),
+             z_shift, a_shift, &chunk_sums_[c]);
+  }
+}
+
+void ActivationStats::Finish(const float* z, const float* a, int rows) {
+  const float* max_abs = max_abs_derivative_.data();
   for (int j = 0; j < units_; ++j) {
     inactive_[j] = max_abs[j] == 0.0f;
     saturated_[j] = max_abs[j] < saturation_threshold_;
@@ -290,32 +319,32 @@ void ActivationStats::Compute(const float* z, const float* a, int rows) {
 
   const int64_t n = static_cast<int64_t>(rows) * units_;
   moments_ = ActivationMoments();
-  if (n > 0) ComputeMoments(z, a, n);
+  if (n > 0) AddUpMoments(z, a, n);
   if (has_histogram()) {
     std::fill(histogram_.begin(), histogram_.end(), 0);
     AddToHistogram(z, n);
   }
 }
 
-void ActivationStats::ComputeMoments(const float* z, const float* a,
-                                     int64_t n) {
+// The chunks' f32 sums are added in chunk order, whatever the parts were.
+void ActivationStats::AddUpMoments(const float* z, const float* a, int64_t n) {
   const float z_shift = Shift(z, n);
   const float a_shift = Shift(a, n);
   double sums[4] = {0, 0, 0, 0};  // a, a^2, z, z^2 around the shifts
   int64_t z_negative = 0, z_nonfinite = 0;
   float z_min = kInf, z_max = -kInf;
   for (int64_t start = 0; start < n; start += kMomentChunk) {
-    const int count =
-        static_cast<int>(std::min<int64_t>(kMomentChunk, n - start));
-    ChunkSums c;
-    SumChunk(z + start, a + start, count, z_shift, a_shift, &c);
+    const ChunkSums& c = chunk_sums_[start / kMomentChunk];
     if (std::isfinite(c.a_sum_squares) && std::isfinite(c.z_sum_squares)) {
       sums[0] += c.a_sum;
       sums[1] += c.a_sum_squares;
       sums[2] += c.z_sum;
       sums[3] += c.z_sum_squares;
     } else {
-      SumChunkInDouble(z + start, a + start, count, z_shift, a_shift, sums);
+      SumChunkInDouble(
+          z + start, a + start,
+          static_cast<int>(std::min<int64_t>(kMomentChunk, n - start)), z_shift,
+          a_shift, sums);
     }
     z_negative += c.z_negative;
     z_nonfinite += c.z_nonfinite;
@@ -361,7 +390,7 @@ void ActivationStats::ClearActiveUnits(const ActivationFunction& f,
                                        int units, uint8_t* inactive,
                                        float* scratch) {
   ComputeMaxAbsDerivative(f, std::numeric_limits<float>::min(), z, a, rows,
-                          units, scratch);
+                          units, units, scratch);
   for (int j = 0; j < units; ++j) inactive[j] &= scratch[j] == 0.0f;
 }
 

@@ -58,16 +58,27 @@ struct ActivationMoments {
 /// overflow is summed again in double).
 ///
 /// Every buffer is allocated in the constructor; Compute allocates
-/// nothing. Not thread-safe: one caller at a time.
+/// nothing. Not thread-safe: one caller at a time, except for the parts
+/// of a split computation (ComputePart).
 class ActivationStats {
  public:
-  /// `histogram` is used when enabled (bins >= 2, min < max; defaults
-  /// filled).
-  ActivationStats(const ActivationFunction& f, int units, double saturation_eps,
+  /// Compute takes at most `max_rows` rows. `histogram` is used when
+  /// enabled (bins >= 2, min < max; defaults filled).
+  ActivationStats(const ActivationFunction& f, int units, int max_rows,
+                  double saturation_eps,
                   const gradwatch::v1::HistogramSpec& histogram);
 
   /// One pass over the batch's Z and A, `rows` rows of `units()` values.
   void Compute(const float* z, const float* a, int rows);
+
+  /// Compute, split for several threads: ComputePart for each part in
+  /// [0, parts), concurrently and once each, then Finish on one thread.
+  /// Each part takes a share of the units (the maxima of |f'|) and of the
+  /// entries (the sums, per fixed chunk, added up by Finish in order): the
+  /// figures do not depend on `parts`.
+  void ComputePart(const float* z, const float* a, int rows, int part,
+                   int parts);
+  void Finish(const float* z, const float* a, int rows);
 
   int units() const { return units_; }
   /// Per unit, 1 if inactive (saturated) on every row of the last Compute.
@@ -98,8 +109,15 @@ class ActivationStats {
                                const float* a, int rows, int units,
                                uint8_t* inactive, float* scratch);
 
+  /// Sums of one chunk of entries around the shifts, in f32 (internal).
+  struct ChunkSums {
+    float a_sum, a_sum_squares, z_sum, z_sum_squares;
+    int32_t z_negative, z_nonfinite;
+    float z_min, z_max;
+  };
+
  private:
-  void ComputeMoments(const float* z, const float* a, int64_t n);
+  void AddUpMoments(const float* z, const float* a, int64_t n);
   void AddToHistogram(const float* z, int64_t n);
 
   ActivationFunction f_;
@@ -108,6 +126,7 @@ class ActivationStats {
   std::vector<float> max_abs_derivative_;
   std::vector<uint8_t> inactive_;
   std::vector<uint8_t> saturated_;
+  std::vector<ChunkSums> chunk_sums_;  // one per kMomentChunk entries
   int inactive_units_ = 0;
   int saturated_units_ = 0;
   ActivationMoments moments_;

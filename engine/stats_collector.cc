@@ -67,8 +67,8 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     const ActivationFunction f = ActivationFunction::FromSpec(p.spec);
     layers_.push_back(LayerState{
         f,
-        ActivationStats(f, p.units, monitoring.saturation_eps(),
-                        monitoring.histograms()),
+        ActivationStats(f, p.units, model.train_net().batch(),
+                        monitoring.saturation_eps(), monitoring.histograms()),
         std::vector<uint16_t>(p.units, 0),
         0,
         std::vector<uint8_t>(p.units, 1),
@@ -78,11 +78,8 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
   }
   dataset_scratch_.resize(max_units);
   summaries_.resize(num_tensors_);
-  layer_entries_.assign(1, 0);
   const int64_t batch = train_net_->batch();
-  for (const LayerParams& p : model.params()) {
-    layer_entries_.push_back(layer_entries_.back() + batch * p.units);
-  }
+  for (const LayerParams& p : model.params()) total_entries_ += batch * p.units;
 }
 
 void StatsCollector::Collect(const Model& model,
@@ -119,37 +116,31 @@ double StatsCollector::CollectGradients(const Model& model,
 
 void StatsCollector::CollectActivations() {
   const int num_layers = static_cast<int>(layers_.size());
-  auto compute = [this](int begin, int end) {
-    for (int l = begin; l < end; ++l) {
-      const LayerActivations& la = train_net_->layer(l);
-      layers_[l].stats.Compute(Data(la.z), Data(la.act), train_net_->batch());
-    }
-  };
-  const int64_t total = layer_entries_.back();
-  const int threads =
-      total >= kParallelActivationEntries
-          ? std::min({omp_get_max_threads(), num_layers, kMaxThreads})
-          : 1;
+  const int batch = train_net_->batch();
+  const int threads = total_entries_ >= kParallelActivationEntries
+                          ? std::min(omp_get_max_threads(), kMaxThreads)
+                          : 1;
   if (threads <= 1) {
-    compute(0, num_layers);
+    for (int l = 0; l < num_layers; ++l) {
+      const LayerActivations& la = train_net_->layer(l);
+      layers_[l].stats.Compute(Data(la.z), Data(la.act), batch);
+    }
   } else {
-    // Each thread takes the layers whose middle entry falls in its share
-    // of all entries: contiguous runs of about equal work. Each layer's
-    // figures come from one thread's pass over it, so they do not depend
-    // on the split.
+    // Every thread takes its part of every layer: equal shares of the
+    // work, whatever the layers' sizes.
 #pragma omp parallel num_threads(threads)
     {
-      const int64_t t = omp_get_thread_num();
-      const int64_t team = omp_get_num_threads();
-      auto owner = [&](int l) {
-        const int64_t middle = (layer_entries_[l] + layer_entries_[l + 1]) / 2;
-        return middle * team / total;
-      };
-      int begin = 0;
-      while (begin < num_layers && owner(begin) < t) ++begin;
-      int end = begin;
-      while (end < num_layers && owner(end) == t) ++end;
-      compute(begin, end);
+      const int part = omp_get_thread_num();
+      const int parts = omp_get_num_threads();
+      for (int l = 0; l < num_layers; ++l) {
+        const LayerActivations& la = train_net_->layer(l);
+        layers_[l].stats.ComputePart(Data(la.z), Data(la.act), batch, part,
+                                     parts);
+      }
+    }
+    for (int l = 0; l < num_layers; ++l) {
+      const LayerActivations& la = train_net_->layer(l);
+      layers_[l].stats.Finish(Data(la.z), Data(la.act), batch);
     }
   }
   activations_current_ = true;

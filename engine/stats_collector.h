@@ -121,9 +121,8 @@ class StatsCollector {
   uint16_t window_;
   int num_tensors_ = 0;
   std::vector<LayerState> layers_;
-  // layer_entries_[l]: Z entries of the layers before l (batch x units);
-  // one more element holds the total.
-  std::vector<int64_t> layer_entries_;
+  // Z entries of all layers (batch x units).
+  int64_t total_entries_ = 0;
   // Whether each layer's stats hold the figures of the net's last Forward
   // that the next CollectLayers is to report.
   bool activations_current_ = false;

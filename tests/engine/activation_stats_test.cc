@@ -82,7 +82,7 @@ TEST(ActivationStatsTest, ReluDeadUnitsAreThoseWithZNeverPositive) {
                                   {-1.0f, 1e-30f, -1.0f},  // alive once
                                   {2.0f, 3.0f, 4.0f},      // alive
                                   {kNaN, -1.0f, -1.0f}});  // NaN: not inactive
-  ActivationStats stats(f, b.units, 1e-3, NoHistogram());
+  ActivationStats stats(f, b.units, b.rows, 1e-3, NoHistogram());
   stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_THAT(Flags(stats.inactive()), ElementsAre(1, 1, 1, 0, 0, 0));
   EXPECT_EQ(stats.inactive_units(), 3);
@@ -94,7 +94,7 @@ TEST(ActivationStatsTest, UnitsActiveOnlyOnTheLastRowAreNotDead) {
   // Every unit is inactive on the first rows: the scan must not stop early.
   const Batch b = FromColumns(
       f, {{-1.0f, -1.0f, -1.0f, 5.0f}, {-1.0f, -1.0f, -1.0f, -1.0f}});
-  ActivationStats stats(f, b.units, 1e-3, NoHistogram());
+  ActivationStats stats(f, b.units, b.rows, 1e-3, NoHistogram());
   stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_THAT(Flags(stats.inactive()), ElementsAre(0, 1));
 }
@@ -105,7 +105,7 @@ TEST(ActivationStatsTest, LeakyReluIsDeadOnlyWithSlopeZero) {
   for (float slope : {0.01f, 0.0f}) {
     const ActivationFunction f = Function(v1::LEAKY_RELU, slope);
     const Batch b = FromColumns(f, columns);
-    ActivationStats stats(f, b.units, 1e-3, NoHistogram());
+    ActivationStats stats(f, b.units, b.rows, 1e-3, NoHistogram());
     stats.Compute(b.z.data(), b.a.data(), b.rows);
     EXPECT_EQ(stats.inactive_units(), slope == 0.0f ? 1 : 0) << slope;
     EXPECT_EQ(stats.saturated_units(), 0);
@@ -116,14 +116,14 @@ TEST(ActivationStatsTest, StepIsAlwaysDeadAndLinearNever) {
   const std::vector<std::vector<float>> columns = {{-1.0f, 2.0f}, {3.0f, 4.0f}};
   const ActivationFunction step = Function(v1::STEP);
   Batch b = FromColumns(step, columns);
-  ActivationStats step_stats(step, b.units, 1e-3, NoHistogram());
+  ActivationStats step_stats(step, b.units, b.rows, 1e-3, NoHistogram());
   step_stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_EQ(step_stats.inactive_units(), 2);
   EXPECT_EQ(step_stats.saturated_units(), 0);
 
   const ActivationFunction linear = Function(v1::LINEAR);
   b = FromColumns(linear, {{-1e30f, -2.0f}, {0.0f, 0.0f}});
-  ActivationStats linear_stats(linear, b.units, 1e-3, NoHistogram());
+  ActivationStats linear_stats(linear, b.units, b.rows, 1e-3, NoHistogram());
   linear_stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_EQ(linear_stats.inactive_units(), 0);
   EXPECT_EQ(linear_stats.saturated_units(), 0);
@@ -138,7 +138,7 @@ TEST(ActivationStatsTest, SigmoidDeadWhereOutputRoundsToZeroOrOne) {
                                   {-9.2f, -9.5f},
                                   {-9.2f, 0.0f},
                                   {-9.2f, -200.0f}});
-  ActivationStats stats(f, b.units, 1e-3, NoHistogram());
+  ActivationStats stats(f, b.units, b.rows, 1e-3, NoHistogram());
   stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_EQ(b.a[0], 1.0f);
   EXPECT_EQ(b.a[1], 0.0f);
@@ -153,11 +153,11 @@ TEST(ActivationStatsTest, TanhSaturationFollowsEps) {
   // at 3.9.
   const Batch b =
       FromColumns(f, {{10.0f, -10.0f}, {4.5f, -4.5f}, {3.9f, 4.5f}});
-  ActivationStats tight(f, b.units, 1e-3, NoHistogram());
+  ActivationStats tight(f, b.units, b.rows, 1e-3, NoHistogram());
   tight.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_THAT(Flags(tight.inactive()), ElementsAre(1, 0, 0));
   EXPECT_THAT(Flags(tight.saturated()), ElementsAre(1, 1, 0));
-  ActivationStats loose(f, b.units, 1e-2, NoHistogram());
+  ActivationStats loose(f, b.units, b.rows, 1e-2, NoHistogram());
   loose.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_THAT(Flags(loose.saturated()), ElementsAre(1, 1, 1));
 }
@@ -168,7 +168,7 @@ TEST(ActivationStatsTest, EluNegativeSide) {
   // (z = -20); 3.4e-4 at z = -8 (saturated); the positive side never.
   const Batch b = FromColumns(
       f, {{-20.0f, -30.0f}, {-8.0f, -9.0f}, {-1.0f, -8.0f}, {5.0f, 6.0f}});
-  ActivationStats stats(f, b.units, 1e-3, NoHistogram());
+  ActivationStats stats(f, b.units, b.rows, 1e-3, NoHistogram());
   stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_THAT(Flags(stats.inactive()), ElementsAre(1, 0, 0, 0));
   EXPECT_THAT(Flags(stats.saturated()), ElementsAre(1, 1, 0, 0));
@@ -181,7 +181,7 @@ TEST(ActivationStatsTest, GeluFromZ) {
   // tiny but nonzero); f'(1) ~ 1.08.
   const Batch b =
       FromColumns(f, {{-20.0f, -30.0f}, {-5.0f, -6.0f}, {1.0f, -20.0f}});
-  ActivationStats stats(f, b.units, 1e-3, NoHistogram());
+  ActivationStats stats(f, b.units, b.rows, 1e-3, NoHistogram());
   stats.Compute(b.z.data(), b.a.data(), b.rows);
   EXPECT_THAT(Flags(stats.inactive()), ElementsAre(1, 0, 0));
   EXPECT_THAT(Flags(stats.saturated()), ElementsAre(1, 1, 0));
@@ -201,7 +201,7 @@ TEST(ActivationStatsTest, MomentsMatchNaive) {
   }
   z[5] = -0.0f;
   a[5] = -0.0f;
-  ActivationStats stats(f, units, 1e-3, NoHistogram());
+  ActivationStats stats(f, units, rows, 1e-3, NoHistogram());
   stats.Compute(z.data(), a.data(), rows);
 
   const double n = rows * units;
@@ -258,7 +258,7 @@ TEST(ActivationStatsTest, MomentsOfLargeAndOffsetValues) {
     var += (z[i] - sum / n) * (z[i] - sum / n);
     big_var += (big[i] - big_sum / n) * (big[i] - big_sum / n);
   }
-  ActivationStats stats(f, 100, 1e-3, NoHistogram());
+  ActivationStats stats(f, 100, n / 100, 1e-3, NoHistogram());
   stats.Compute(z.data(), z.data(), n / 100);
   EXPECT_NEAR(stats.moments().z_mean, sum / n, 1e-9 * sum / n);
   EXPECT_NEAR(stats.moments().z_std, std::sqrt(var / n),
@@ -273,7 +273,7 @@ TEST(ActivationStatsTest, MomentsOfLargeAndOffsetValues) {
 TEST(ActivationStatsTest, AllNanZHasNanExtremes) {
   const ActivationFunction f = Function(v1::LINEAR);
   const std::vector<float> z = {kNaN, kNaN};
-  ActivationStats stats(f, 2, 1e-3, NoHistogram());
+  ActivationStats stats(f, 2, 1, 1e-3, NoHistogram());
   stats.Compute(z.data(), z.data(), 1);
   EXPECT_TRUE(std::isnan(stats.moments().z_min));
   EXPECT_TRUE(std::isnan(stats.moments().z_max));
@@ -296,7 +296,7 @@ TEST(ActivationStatsTest, HistogramBinsAndEnds) {
                                 100.f, -kInf,  kInf,
                                 kNaN,  -2.5f,  std::nextafter(1.0f, 0.0f),
                                 1.0f};
-  ActivationStats stats(f, static_cast<int>(z.size()), 1e-3, spec);
+  ActivationStats stats(f, static_cast<int>(z.size()), 1, 1e-3, spec);
   ASSERT_TRUE(stats.has_histogram());
   stats.Compute(z.data(), z.data(), 1);
   std::vector<uint64_t> counts(stats.histogram_counts(),
@@ -314,7 +314,7 @@ TEST(ActivationStatsTest, HistogramBinsAndEnds) {
 
   // A second batch replaces the counts.
   const std::vector<float> again = {0.1f, 0.2f};
-  ActivationStats small(f, 2, 1e-3, spec);
+  ActivationStats small(f, 2, 1, 1e-3, spec);
   small.Compute(again.data(), again.data(), 1);
   small.Compute(again.data(), again.data(), 1);
   EXPECT_EQ(small.histogram_counts()[4], 2u);
@@ -325,7 +325,7 @@ TEST(ActivationStatsTest, HistogramOffWhenDisabled) {
   spec.set_bins(8);
   spec.set_min(-1.0f);
   spec.set_max(1.0f);
-  ActivationStats stats(Function(v1::RELU), 4, 1e-3, spec);
+  ActivationStats stats(Function(v1::RELU), 4, 1, 1e-3, spec);
   EXPECT_FALSE(stats.has_histogram());
 }
 
@@ -368,7 +368,7 @@ TEST(ActivationStatsTest, FlagsMatchNaiveDerivative) {
         a[r * units + j] = Apply(f, v);
       }
     }
-    ActivationStats stats(f, units, 1e-3, NoHistogram());
+    ActivationStats stats(f, units, rows, 1e-3, NoHistogram());
     stats.Compute(z.data(), a.data(), rows);
     const float scale = static_cast<float>(1e-3 * f.MaxDerivative());
     for (int j = 0; j < units; ++j) {
@@ -389,6 +389,53 @@ TEST(ActivationStatsTest, FlagsMatchNaiveDerivative) {
         EXPECT_TRUE(dead) << kind;
       }
     }
+  }
+}
+
+// A split computation gives the same figures, bit for bit, whatever the
+// number of parts: the maxima are exact and the chunks' sums are added in
+// one order. The batch spans several moment chunks, one of which overflows
+// f32 (summed again in double), and the units are not a multiple of the
+// parts' cache-line shares.
+TEST(ActivationStatsTest, SplitComputationMatchesWholeForAnyParts) {
+  const int rows = 64, units = 100;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (v1::Activation kind : {v1::RELU, v1::SIGMOID, v1::GELU}) {
+    const ActivationFunction f = Function(kind);
+    std::vector<float> z(rows * units), a(rows * units);
+    for (int i = 0; i < rows * units; ++i) {
+      const int j = i % units;
+      z[i] = j % 5 == 0 ? -std::fabs(normal(rng)) : normal(rng);
+      if (i / 1024 == 3) z[i] *= 1e30f;  // a chunk whose f32 squares overflow
+      a[i] = Apply(f, z[i]);
+    }
+    ActivationStats whole(f, units, rows, 1e-3, NoHistogram());
+    whole.Compute(z.data(), a.data(), rows);
+    for (int parts : {2, 3, 7}) {
+      ActivationStats split(f, units, rows, 1e-3, NoHistogram());
+      for (int part = parts - 1; part >= 0; --part) {
+        split.ComputePart(z.data(), a.data(), rows, part, parts);
+      }
+      split.Finish(z.data(), a.data(), rows);
+      const ActivationMoments& m = split.moments();
+      const ActivationMoments& w = whole.moments();
+      EXPECT_EQ(m.a_mean, w.a_mean) << kind << " parts " << parts;
+      EXPECT_EQ(m.a_std, w.a_std) << kind << " parts " << parts;
+      EXPECT_EQ(m.z_mean, w.z_mean) << kind << " parts " << parts;
+      EXPECT_EQ(m.z_std, w.z_std) << kind << " parts " << parts;
+      EXPECT_EQ(m.z_min, w.z_min) << kind << " parts " << parts;
+      EXPECT_EQ(m.z_max, w.z_max) << kind << " parts " << parts;
+      EXPECT_EQ(m.z_negative_fraction, w.z_negative_fraction) << kind;
+      EXPECT_THAT(split.max_abs_derivative(),
+                  ElementsAreArray(whole.max_abs_derivative()))
+          << kind << " parts " << parts;
+      EXPECT_EQ(split.inactive_units(), whole.inactive_units()) << kind;
+    }
+    if (kind == v1::RELU) {
+      EXPECT_EQ(whole.inactive_units(), units / 5);
+    }
+    EXPECT_TRUE(std::isfinite(whole.moments().z_std)) << kind;
   }
 }
 

@@ -323,7 +323,7 @@ TEST(StatsCollectorTest, CollectActivationsReportsTheForwardItFollowed) {
   EXPECT_DOUBLE_EQ(stats.layers(0).z_negative_fraction(), 1.0 - 5.0 / 30.0);
 }
 
-// A net large enough for CollectActivations to split its layers among the
+// A net large enough for CollectActivations to split every layer among the
 // threads: the figures are those of one thread, layer for layer.
 TEST(StatsCollectorTest, ActivationFiguresDoNotDependOnTheThreadCount) {
   const v1::JobSpec spec = MakeSpec({{"a", 384, v1::RELU},
