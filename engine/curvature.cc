@@ -19,35 +19,6 @@ using dnnl::memory;
 // and for recomputing it, so that both give the same bits.
 inline float Perturbed(float w, float step, float v) { return w + step * v; }
 
-// Offsets of the padding in a layer's weights buffer: a plain all-ones
-// matrix reordered into the layer's layout is 1 exactly on real weights.
-std::vector<std::pair<int64_t, int64_t>> PaddingRanges(
-    const dnnl::engine& engine, const LayerParams& p, int64_t offset) {
-  std::vector<std::pair<int64_t, int64_t>> ranges;
-  if (p.weights_padding == 0) return ranges;
-  memory plain(
-      {{p.units, p.inputs}, memory::data_type::f32, memory::format_tag::io},
-      engine);
-  std::fill_n(Data(plain), static_cast<int64_t>(p.units) * p.inputs, 1.0f);
-  memory blocked(p.weights_md, engine);
-  const int64_t n = Elements(p.weights_md);
-  std::fill_n(Data(blocked), n, 0.0f);
-  dnnl::stream stream(engine);
-  dnnl::reorder(plain, blocked).execute(stream, plain, blocked);
-  stream.wait();
-  const float* ones = Data(blocked);
-  for (int64_t i = 0; i < n;) {
-    if (ones[i] != 0.0f) {
-      ++i;
-      continue;
-    }
-    const int64_t begin = i;
-    while (i < n && ones[i] == 0.0f) ++i;
-    ranges.emplace_back(offset + begin, offset + i);
-  }
-  return ranges;
-}
-
 // Sums over one tensor of the finite difference, which replaces g_plus by
 // dg = g_plus - g_minus: d.dg, d.d and dg.dg with d = w+ - w- as stored
 // (exact in double, as is each product).
@@ -113,13 +84,12 @@ absl::StatusOr<std::unique_ptr<CurvatureEstimator>> CurvatureEstimator::Create(
   c->tensors_ = model.ParamTensors();
   for (const ParamTensor& t : c->tensors_) c->size_ += t.size;
   absl::Status status = CatchDnnlErrors("preparing the curvature", [&] {
-    const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
     // Flat offsets follow Model::ParamTensors' order: weights, bias, then
     // the batch-norm scale and shift of each layer.
     int64_t offset = 0;
     for (const LayerParams& p : model.params()) {
-      for (const auto& range : PaddingRanges(engine, p, offset)) {
-        c->padding_.push_back(range);
+      for (const auto& [begin, end] : p.weights_padding_ranges) {
+        c->padding_.emplace_back(offset + begin, offset + end);
       }
       offset += Elements(p.weights_md) + p.units * (p.has_bn ? 3 : 1);
     }

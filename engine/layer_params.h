@@ -2,6 +2,8 @@
 #define GRADWATCH_ENGINE_LAYER_PARAMS_H_
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "gradwatch/v1/spec.pb.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -28,6 +30,9 @@ struct LayerParams {
   // Elements of the weights buffer beyond inputs * units (zero padding of
   // a blocked layout): always exactly 0 in weights and gradients.
   int64_t weights_padding = 0;
+  // Where that padding lies: [begin, end) offsets into the weights buffer,
+  // in increasing order (empty without padding).
+  std::vector<std::pair<int64_t, int64_t>> weights_padding_ranges;
 
   dnnl::memory weights, bias;                    // trained
   dnnl::memory diff_weights, diff_bias;          // dL/d(weights), dL/d(bias)

@@ -35,6 +35,30 @@ void Reorder(const dnnl::engine& engine, const memory& src, const memory& dst) {
   stream.wait();
 }
 
+// The padding of a layer's weights buffer: a plain all-ones matrix
+// reordered into the layer's layout is 1 exactly on real weights.
+std::vector<std::pair<int64_t, int64_t>> PaddingRanges(
+    const dnnl::engine& engine, const LayerParams& p) {
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  if (p.weights_padding == 0) return ranges;
+  memory plain(PlainWeightsMd(p), engine);
+  std::fill_n(Data(plain), static_cast<int64_t>(p.units) * p.inputs, 1.0f);
+  const memory blocked = ZeroedMemory(p.weights_md, engine);
+  Reorder(engine, plain, blocked);
+  const float* ones = Data(blocked);
+  const int64_t n = Elements(p.weights_md);
+  for (int64_t i = 0; i < n;) {
+    if (ones[i] != 0.0f) {
+      ++i;
+      continue;
+    }
+    const int64_t begin = i;
+    while (i < n && ones[i] == 0.0f) ++i;
+    ranges.emplace_back(begin, i);
+  }
+  return ranges;
+}
+
 void CopyIn(const memory& mem, const float* values, int64_t n) {
   std::memcpy(mem.get_data_handle(), values, n * sizeof(float));
 }
@@ -105,6 +129,7 @@ absl::Status Model::Build(const v1::JobSpec& spec, int train_batch) {
       }
       p.weights_padding =
           Elements(p.weights_md) - static_cast<int64_t>(p.units) * p.inputs;
+      p.weights_padding_ranges = PaddingRanges(engine_, p);
       p.weights = ZeroedMemory(p.weights_md, engine_);
       p.diff_weights = ZeroedMemory(p.weights_md, engine_);
       p.bias = ZeroedMemory(bias_md, engine_);

@@ -37,6 +37,19 @@ int LayerTensors(const LayerParams& p, StatsCollector::TensorRef* refs) {
   return 4;
 }
 
+// Offsets of the real entries of a layer's weights buffer.
+std::vector<int32_t> RealEntries(const LayerParams& p) {
+  std::vector<bool> real(Elements(p.weights_md), true);
+  for (const auto& [begin, end] : p.weights_padding_ranges) {
+    std::fill(real.begin() + begin, real.begin() + end, false);
+  }
+  std::vector<int32_t> index;
+  for (size_t i = 0; i < real.size(); ++i) {
+    if (real[i]) index.push_back(static_cast<int32_t>(i));
+  }
+  return index;
+}
+
 // Keeps `count` elements in a repeated message field, reusing the ones it
 // holds (a cleared RepeatedPtrField keeps its objects for the next Add).
 template <class Field>
@@ -78,6 +91,18 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
   }
   dataset_scratch_.resize(max_units);
   summaries_.resize(num_tensors_);
+  gather_index_.resize(num_tensors_);
+  int tensor = 0;
+  size_t most_gathered = 0;
+  for (const LayerParams& p : model.params()) {
+    if (p.weights_padding > 0 &&
+        Elements(p.weights_md) < kParallelSweepElements) {
+      gather_index_[tensor] = RealEntries(p);
+      most_gathered = std::max(most_gathered, gather_index_[tensor].size());
+    }
+    tensor += TensorsOf(p);
+  }
+  gather_scratch_.resize(most_gathered);
   const int64_t batch = train_net_->batch();
   for (const LayerParams& p : model.params()) total_entries_ += batch * p.units;
 }
@@ -103,8 +128,20 @@ double StatsCollector::CollectGradients(const Model& model,
     TensorRef refs[4];
     const int count = LayerTensors(p, refs);
     for (int k = 0; k < count; ++k) {
+      const float* grad = refs[k].grad;
+      int64_t elements = refs[k].elements;
+      int64_t padding = refs[k].padding;
+      const std::vector<int32_t>& index = gather_index_[tensor];
+      if (!index.empty()) {
+        for (size_t i = 0; i < index.size(); ++i) {
+          gather_scratch_[i] = grad[index[i]];
+        }
+        grad = gather_scratch_.data();
+        elements = static_cast<int64_t>(index.size());
+        padding = 0;
+      }
       GradientSummary& summary = summaries_[tensor++];
-      SweepGradient(refs[k].grad, refs[k].elements, refs[k].padding, summary);
+      SweepGradient(grad, elements, padding, summary);
       v1::TensorStats* out = tensors->Mutable(k);
       out->set_name(refs[k].name);
       FillGradientStats(summary, out);

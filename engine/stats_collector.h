@@ -70,9 +70,9 @@ class StatsCollector {
   /// cache: by the end of a large net's step, its backward pass and update
   /// have pushed them out, and reading them back costs more than the
   /// statistics themselves. CollectLayers computes them itself when this
-  /// was not called since the previous CollectLayers. Large nets have their
-  /// layers split among the calling thread's OpenMP threads (each layer
-  /// computed by one thread, so the figures do not depend on the split).
+  /// was not called since the previous CollectLayers. Large nets have every
+  /// layer split among the calling thread's OpenMP threads (the figures do
+  /// not depend on the split: ActivationStats::ComputePart).
   void CollectActivations();
 
   /// Everything but the gradient figures: unit and activation statistics,
@@ -128,6 +128,13 @@ class StatsCollector {
   bool activations_current_ = false;
   // One per parameter tensor, in the order of LayerTensors over the layers.
   std::vector<GradientSummary> summaries_;
+  // Per tensor, the offsets of the real entries of a small padded weights
+  // buffer, whose gradient is swept from a copy of those entries in
+  // gather_scratch_ (empty: swept in place). A blocked layout can pad a few
+  // inputs or units to many: tiny's 64 x 2 weights fill 128 of 1,024
+  // entries, in runs of two.
+  std::vector<std::vector<int32_t>> gather_index_;
+  std::vector<float> gather_scratch_;
   std::vector<float> dataset_scratch_;  // [max units]
 };
 

@@ -200,6 +200,10 @@ TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
       MakeSpec({{"a", 7, v1::TANH}, {"b", 3, v1::LINEAR}}, 10);
   auto model = MakeModel(spec, 5, 6);
   ASSERT_NE(model, nullptr);
+  // Both weights buffers are padded (blocked layouts): their gradients are
+  // swept from a copy of the real entries.
+  ASSERT_GT(model->params()[0].weights_padding, 0);
+  ASSERT_GT(model->params()[1].weights_padding, 0);
   ForwardBackward(*model, 3);
   StatsCollector collector(spec.monitoring(), *model);
   // The weight norm is the one the optimizer summed as it wrote the
@@ -241,8 +245,15 @@ TEST(StatsCollectorTest, GradientAndUpdateFiguresPerTensor) {
           t == 0 ? plain->layers(l).weights() : plain->layers(l).bias();
       for (float v : w) w_sq += static_cast<double>(v) * v;
       const int64_t real = t == 0 ? int64_t{p.inputs} * p.units : p.units;
+      int64_t zeros = t == 0 ? -p.weights_padding : 0;
+      for (int64_t i = 0; i < tensor.size; ++i) zeros += tensor.grad[i] == 0;
+      uint64_t binned = 0;
+      for (uint64_t count : s.grad_exponents().counts()) binned += count;
       SCOPED_TRACE(k);
       EXPECT_EQ(s.size(), static_cast<uint64_t>(real));
+      EXPECT_DOUBLE_EQ(s.grad_zero_fraction(),
+                       static_cast<double>(zeros) / real);
+      EXPECT_EQ(binned, static_cast<uint64_t>(real - zeros));
       // The sweep sums in f32 within blocks: ~1e-7 relative.
       EXPECT_NEAR(s.grad_l2_norm(), std::sqrt(g_sq), 1e-6 * std::sqrt(g_sq));
       EXPECT_NEAR(s.grad_mean_abs(), g_abs / real, 1e-6 * g_abs / real);
