@@ -60,16 +60,15 @@ void CountOccupiedByComparison(const uint8_t* fields, int n, int lo, int hi,
   for (int k = 0; k < num_bins; ++k) counts[bins[k]] += bin_counts[k];
 }
 
-// Counts fields 0, 255 and [lo, hi] entry by entry. Neighbouring gradients
-// mostly share an exponent, so kDirectTables interleaved tables keep each
-// increment from waiting on the previous one's store; only their occupied
-// entries are cleared and read.
-constexpr int kDirectTables = 8;
-static_assert(kFieldBlock / kDirectTables <= UINT16_MAX, "16-bit counts");
-
-void CountEntryByEntry(const uint8_t* fields, int n, int lo, int hi,
-                       uint64_t* counts) {
-  uint16_t tables[kDirectTables][kFieldValues];
+// Counts fields 0, 255 and [lo, hi] entry by entry in kTables interleaved
+// tables: neighbouring gradients mostly share an exponent, and with several
+// tables an increment rarely waits on the previous one's store. Only the
+// tables' occupied entries are cleared and read.
+template <int kTables>
+void CountInTables(const uint8_t* fields, int n, int lo, int hi,
+                   uint64_t* counts) {
+  static_assert(kFieldBlock <= UINT16_MAX, "16-bit counts");
+  uint16_t tables[kTables][kFieldValues];
   auto for_each_field = [lo, hi](auto&& visit) {
     visit(0);
     for (int f = lo; f <= hi; ++f) visit(f);
@@ -79,13 +78,30 @@ void CountEntryByEntry(const uint8_t* fields, int n, int lo, int hi,
     for (auto& table : tables) table[f] = 0;
   });
   int i = 0;
-  for (; i + kDirectTables <= n; i += kDirectTables) {
-    for (int t = 0; t < kDirectTables; ++t) ++tables[t][fields[i + t]];
+  for (; i + kTables <= n; i += kTables) {
+    for (int t = 0; t < kTables; ++t) ++tables[t][fields[i + t]];
   }
   for (; i < n; ++i) ++tables[0][fields[i]];
   for_each_field([&](int f) {
     for (const auto& table : tables) counts[f] += table[f];
   });
+}
+
+// Eight tables, unless the entries are fewer than kTablesEntriesPerField
+// per occupied field: clearing and reading the tables would then cost
+// more than the waits they save (a bias, a gathered padded tensor, a
+// fused block's tail: 200-300 cycles each in tiny's step).
+constexpr int kDirectTables = 8;
+constexpr int kTablesEntriesPerField = 8;
+
+void CountEntryByEntry(const uint8_t* fields, int n, int lo, int hi,
+                       uint64_t* counts) {
+  const int occupied = (lo <= hi ? hi - lo + 1 : 0) + 2;
+  if (n >= kTablesEntriesPerField * occupied) {
+    CountInTables<kDirectTables>(fields, n, lo, hi, counts);
+  } else {
+    CountInTables<1>(fields, n, lo, hi, counts);
+  }
 }
 
 FieldCounting ChooseCounting(int n, int lo, int hi) {
