@@ -199,14 +199,18 @@ void SumChunkInDouble(const float* z, const float* a, int n, float z_shift,
 
 // A value near the mean of the first entries, so that the shifted sums do
 // not cancel; 0 if none is finite.
+GRADWATCH_WIDE_CLONES
 float Shift(const float* x, int64_t n) {
+  const int m = static_cast<int>(std::min<int64_t>(n, kShiftSample));
   double sum = 0;
   int count = 0;
-  for (int64_t i = 0; i < std::min<int64_t>(n, kShiftSample); ++i) {
-    if (std::isfinite(x[i])) {
-      sum += x[i];
-      ++count;
-    }
+#pragma omp simd reduction(+ : sum, count)
+  for (int i = 0; i < m; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    const bool finite = (bits & kAbsMask) < kInfBits;
+    sum += finite ? static_cast<double>(x[i]) : 0.0;
+    count += finite;
   }
   return count > 0 ? static_cast<float>(sum / count) : 0.0f;
 }
@@ -299,6 +303,7 @@ void ActivationStats::ComputePart(const float* z, const float* a, int rows,
   const int64_t chunks = (n + kMomentChunk - 1) / kMomentChunk;
   const float z_shift = Shift(z, n);
   const float a_shift = Shift(a, n);
+  if (part == 0) shifts_ = {z_shift, a_shift};  // for Finish
   for (int64_t c = chunks * part / parts; c < chunks * (part + 1) / parts;
        ++c) {
     const int64_t start = c * kMomentChunk;
@@ -328,8 +333,7 @@ void ActivationStats::Finish(const float* z, const float* a, int rows) {
 
 // The chunks' f32 sums are added in chunk order, whatever the parts were.
 void ActivationStats::AddUpMoments(const float* z, const float* a, int64_t n) {
-  const float z_shift = Shift(z, n);
-  const float a_shift = Shift(a, n);
+  const auto [z_shift, a_shift] = shifts_;
   double sums[4] = {0, 0, 0, 0};  // a, a^2, z, z^2 around the shifts
   int64_t z_negative = 0, z_nonfinite = 0;
   float z_min = kInf, z_max = -kInf;

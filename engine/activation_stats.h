@@ -2,6 +2,7 @@
 #define GRADWATCH_ENGINE_ACTIVATION_STATS_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "gradwatch/v1/spec.pb.h"
@@ -127,6 +128,7 @@ class ActivationStats {
   std::vector<uint8_t> inactive_;
   std::vector<uint8_t> saturated_;
   std::vector<ChunkSums> chunk_sums_;  // one per kMomentChunk entries
+  std::pair<float, float> shifts_;     // of Z and A, from ComputePart
   int inactive_units_ = 0;
   int saturated_units_ = 0;
   ActivationMoments moments_;
