@@ -302,7 +302,9 @@ double GradientSummary::zero_fraction() const {
 
 void SweepGradient(const float* grad, int64_t n, int64_t padding,
                    GradientSummary& out) {
-  const ExponentWindows windows = WindowsAfter(out);
+  // Only the fused pass uses windows.
+  const ExponentWindows windows =
+      n >= kMinFusedRange ? WindowsAfter(out) : ExponentWindows{};
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   int threads = 1;
   if (n >= kParallelSweepElements) {
