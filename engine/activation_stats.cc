@@ -160,11 +160,11 @@ GRADWATCH_WIDE_CLONES
 void SumChunk(const float* z, const float* a, int n, float z_shift,
               float a_shift, ChunkSums* out) {
   float a_sum = 0, a_sum_squares = 0, z_sum = 0, z_sum_squares = 0;
-  int32_t z_negative = 0, z_nonfinite = 0;
+  int32_t z_negative = 0;
   float z_min = kInf, z_max = -kInf;
 #pragma omp simd reduction(+ : a_sum, a_sum_squares, z_sum, z_sum_squares, \
-                               z_negative, z_nonfinite)                      \
-    reduction(min : z_min) reduction(max : z_max)
+                               z_negative) reduction(min : z_min)            \
+    reduction(max : z_max)
   for (int i = 0; i < n; ++i) {
     const float zf = z[i];
     const float ad = a[i] - a_shift;
@@ -174,20 +174,20 @@ void SumChunk(const float* z, const float* a, int n, float z_shift,
     z_sum += zd;
     z_sum_squares += zd * zd;
     z_negative += zf < 0.0f;
-    uint32_t bits;
-    std::memcpy(&bits, &zf, sizeof(bits));
-    z_nonfinite += (bits & kAbsMask) >= kInfBits;
     z_min = zf < z_min ? zf : z_min;
     z_max = zf > z_max ? zf : z_max;
   }
-  *out = {a_sum,      a_sum_squares, z_sum, z_sum_squares,
-          z_negative, z_nonfinite,   z_min, z_max};
+  *out = {a_sum, a_sum_squares, z_sum, z_sum_squares, z_negative, z_min, z_max};
 }
 
 // The same sums in double, for chunks whose f32 sums overflowed.
-void SumChunkInDouble(const float* z, const float* a, int n, float z_shift,
-                      float a_shift, double* sums) {
+// Also returns how many z are Inf or NaN: a chunk holding one has non-finite
+// f32 sums, so its non-finite entries are counted here only.
+int SumChunkInDouble(const float* z, const float* a, int n, float z_shift,
+                     float a_shift, double* sums) {
+  int z_nonfinite = 0;
   for (int i = 0; i < n; ++i) {
+    z_nonfinite += !std::isfinite(z[i]);
     const double ad = static_cast<double>(a[i]) - a_shift;
     const double zd = static_cast<double>(z[i]) - z_shift;
     sums[0] += ad;
@@ -195,6 +195,7 @@ void SumChunkInDouble(const float* z, const float* a, int n, float z_shift,
     sums[2] += zd;
     sums[3] += zd * zd;
   }
+  return z_nonfinite;
 }
 
 // A value near the mean of the first entries, so that the shifted sums do
@@ -345,13 +346,12 @@ void ActivationStats::AddUpMoments(const float* z, const float* a, int64_t n) {
       sums[2] += c.z_sum;
       sums[3] += c.z_sum_squares;
     } else {
-      SumChunkInDouble(
+      z_nonfinite += SumChunkInDouble(
           z + start, a + start,
           static_cast<int>(std::min<int64_t>(kMomentChunk, n - start)), z_shift,
           a_shift, sums);
     }
     z_negative += c.z_negative;
-    z_nonfinite += c.z_nonfinite;
     z_min = std::min(z_min, c.z_min);
     z_max = std::max(z_max, c.z_max);
   }

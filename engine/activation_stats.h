@@ -113,7 +113,7 @@ class ActivationStats {
   /// Sums of one chunk of entries around the shifts, in f32 (internal).
   struct ChunkSums {
     float a_sum, a_sum_squares, z_sum, z_sum_squares;
-    int32_t z_negative, z_nonfinite;
+    int32_t z_negative;
     float z_min, z_max;
   };
 
