@@ -204,6 +204,35 @@ int TailFields(const uint32_t* tail, int n, uint8_t* fields) {
   return field_zero;
 }
 
+GRADWATCH_AVX512_TARGET
+int CompactFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
+                  uint8_t* hi) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i normal_fields = _mm512_set1_epi32(254);
+  __m512i low = _mm512_set1_epi32(255);
+  __m512i high = _mm512_setzero_si512();
+  int m = 0;
+  for (int i = 0; i < n; i += 16) {
+    const auto lanes =
+        static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512i field = _mm512_srli_epi32(
+        _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + i), abs_mask), 23);
+    const __mmask16 keep = _mm512_test_epi32_mask(field, field);
+    const __mmask16 normal = _mm512_mask_cmplt_epu32_mask(
+        keep, _mm512_sub_epi32(field, one), normal_fields);
+    low = _mm512_mask_min_epu32(low, normal, low, field);
+    high = _mm512_mask_max_epu32(high, normal, high, field);
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(fields + m),
+        _mm512_cvtepi32_epi8(_mm512_maskz_compress_epi32(keep, field)));
+    m += __builtin_popcount(keep);
+  }
+  *lo = static_cast<uint8_t>(_mm512_reduce_min_epu32(low));
+  *hi = static_cast<uint8_t>(_mm512_reduce_max_epu32(high));
+  return m;
+}
+
 bool CpuHasFusedSweep() {
   static const bool has =
       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
@@ -274,8 +303,16 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
   out->lo = static_cast<uint8_t>(lo);
   out->hi = static_cast<uint8_t>(hi);
 }
+int NonzeroExponentFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
+                          uint8_t* hi) {
+  return CompactFields(g, n, fields, lo, hi);
+}
 #else
 bool BlockSweepFusedSupported() { return false; }
+
+int NonzeroExponentFields(const float*, int, uint8_t*, uint8_t*, uint8_t*) {
+  return 0;
+}
 
 void SweepBlockFused(const float*, int, ExponentWindows, uint64_t*, uint64_t*,
                      BlockFigures*) {}

@@ -233,9 +233,9 @@ ExponentWindows WindowsAfter(const GradientSummary& last) {
 // block's highest field.
 void SweepRange(const float* g, int64_t begin, int64_t end,
                 ExponentWindows windows, Partial& p) {
-  alignas(64) uint8_t fields[kBlock];
-  const bool fused =
-      BlockSweepFusedSupported() && end - begin >= kMinFusedRange;
+  alignas(64) uint8_t fields[kBlock + 16];
+  const bool avx512 = BlockSweepFusedSupported();
+  const bool fused = avx512 && end - begin >= kMinFusedRange;
   for (int64_t b = begin; b < end; b += kBlock) {
     const int n = static_cast<int>(std::min<int64_t>(kBlock, end - b));
     const float* block = g + b;
@@ -260,8 +260,14 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
       // Field 0 holds the zeros and the subnormals.
       const uint64_t tiny_before = p.field_counts[0];
       SumBlockFloat(block, n, &sums);
-      ExponentFields(block, n, fields, &lo, &hi);
-      CountExponentFields(fields, n, lo, hi, p.field_counts.data());
+      if (avx512) {
+        const int nonzero = NonzeroExponentFields(block, n, fields, &lo, &hi);
+        p.field_counts[0] += static_cast<uint64_t>(n - nonzero);
+        CountExponentFields(fields, nonzero, lo, hi, p.field_counts.data());
+      } else {
+        ExponentFields(block, n, fields, &lo, &hi);
+        CountExponentFields(fields, n, lo, hi, p.field_counts.data());
+      }
       if (p.field_counts[0] - tiny_before > sums.zeros) {
         p.has_subnormals = true;
         CountSubnormals(block, n, p);
