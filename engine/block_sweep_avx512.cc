@@ -205,19 +205,29 @@ int TailFields(const uint32_t* tail, int n, uint8_t* fields) {
 }
 
 GRADWATCH_AVX512_TARGET
-int CompactFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
-                  uint8_t* hi) {
+int CompactPass(const float* g, int n, uint8_t* fields, BlockFigures* out) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i normal_fields = _mm512_set1_epi32(254);
+  __m512 squares = _mm512_setzero_ps();
+  __m512 sums = _mm512_setzero_ps();
+  __m512i max_bits = _mm512_setzero_si512();
+  __m512i nonzero_count = _mm512_setzero_si512();
   __m512i low = _mm512_set1_epi32(255);
   __m512i high = _mm512_setzero_si512();
   int m = 0;
   for (int i = 0; i < n; i += 16) {
     const auto lanes =
         static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
-    const __m512i field = _mm512_srli_epi32(
-        _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + i), abs_mask), 23);
+    const __m512i bits =
+        _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + i), abs_mask);
+    const __m512 a = _mm512_castsi512_ps(bits);
+    squares = _mm512_fmadd_ps(a, a, squares);
+    sums = _mm512_add_ps(sums, a);
+    max_bits = _mm512_max_epu32(max_bits, bits);
+    nonzero_count = _mm512_mask_add_epi32(
+        nonzero_count, _mm512_test_epi32_mask(bits, bits), nonzero_count, one);
+    const __m512i field = _mm512_srli_epi32(bits, 23);
     const __mmask16 keep = _mm512_test_epi32_mask(field, field);
     const __mmask16 normal = _mm512_mask_cmplt_epu32_mask(
         keep, _mm512_sub_epi32(field, one), normal_fields);
@@ -228,8 +238,13 @@ int CompactFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
         _mm512_cvtepi32_epi8(_mm512_maskz_compress_epi32(keep, field)));
     m += __builtin_popcount(keep);
   }
-  *lo = static_cast<uint8_t>(_mm512_reduce_min_epu32(low));
-  *hi = static_cast<uint8_t>(_mm512_reduce_max_epu32(high));
+  out->sum_squares = _mm512_reduce_add_ps(squares);
+  out->sum_abs = _mm512_reduce_add_ps(sums);
+  out->max_abs_bits = _mm512_reduce_max_epu32(max_bits);
+  out->zeros =
+      static_cast<uint32_t>(n - _mm512_reduce_add_epi32(nonzero_count));
+  out->lo = static_cast<uint8_t>(_mm512_reduce_min_epu32(low));
+  out->hi = static_cast<uint8_t>(_mm512_reduce_max_epu32(high));
   return m;
 }
 
@@ -303,16 +318,14 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
   out->lo = static_cast<uint8_t>(lo);
   out->hi = static_cast<uint8_t>(hi);
 }
-int NonzeroExponentFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
-                          uint8_t* hi) {
-  return CompactFields(g, n, fields, lo, hi);
+int SweepBlockCompact(const float* g, int n, uint8_t* fields,
+                      BlockFigures* out) {
+  return CompactPass(g, n, fields, out);
 }
 #else
 bool BlockSweepFusedSupported() { return false; }
 
-int NonzeroExponentFields(const float*, int, uint8_t*, uint8_t*, uint8_t*) {
-  return 0;
-}
+int SweepBlockCompact(const float*, int, uint8_t*, BlockFigures*) { return 0; }
 
 void SweepBlockFused(const float*, int, ExponentWindows, uint64_t*, uint64_t*,
                      BlockFigures*) {}

@@ -53,15 +53,15 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
                      uint64_t* counts, uint64_t* subnormal_counts,
                      BlockFigures* out);
 
-/// The exponent fields of g[0, n)'s entries whose field is not 0 (zeros
-/// and subnormals left out), in order, into fields[0, m); returns m.
-/// `fields` has room for n + 16. *lo and *hi bound the normal fields (*lo >
-/// *hi when there is none), as ExponentFields gives them. For the blocks
-/// the fused pass leaves to the portable one: the zeros of dead units'
-/// gradients are then not counted one by one. Only where
+/// The pass for blocks the fused pass leaves to the portable one: fills
+/// `out`'s sums, maximum, zero count and the bounds of the normal fields
+/// (lo > hi when there is none), and writes the exponent fields of the
+/// entries whose field is not 0 (zeros and subnormals left out), in order,
+/// into fields[0, m); returns m. `fields` has room for n + 16. The zeros of
+/// dead units' gradients are then not counted one by one. Only where
 /// BlockSweepFusedSupported().
-int NonzeroExponentFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
-                          uint8_t* hi);
+int SweepBlockCompact(const float* g, int n, uint8_t* fields,
+                      BlockFigures* out);
 
 }  // namespace gradwatch::engine
 

@@ -259,12 +259,17 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
     } else {
       // Field 0 holds the zeros and the subnormals.
       const uint64_t tiny_before = p.field_counts[0];
-      SumBlockFloat(block, n, &sums);
       if (avx512) {
-        const int nonzero = NonzeroExponentFields(block, n, fields, &lo, &hi);
+        BlockFigures figures;
+        const int nonzero = SweepBlockCompact(block, n, fields, &figures);
+        sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
+                figures.zeros};
+        lo = figures.lo;
+        hi = figures.hi;
         p.field_counts[0] += static_cast<uint64_t>(n - nonzero);
         CountExponentFields(fields, nonzero, lo, hi, p.field_counts.data());
       } else {
+        SumBlockFloat(block, n, &sums);
         ExponentFields(block, n, fields, &lo, &hi);
         CountExponentFields(fields, n, lo, hi, p.field_counts.data());
       }

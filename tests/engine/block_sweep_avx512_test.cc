@@ -165,56 +165,65 @@ TEST(BlockSweepAvx512Test, CountsAtTheWindowEdges) {
 }
 
 // The compacted fields are those of the entries that are neither zero nor
-// subnormal, in order, for lengths around the 16-lane steps; the bounds
-// are those of the normal fields.
-TEST(BlockSweepAvx512Test, NonzeroExponentFieldsKeepsOrderAndBounds) {
+// subnormal, in order, for lengths around the 16-lane steps; the sums,
+// maximum, zeros and bounds are those of the entry-by-entry recount.
+TEST(BlockSweepAvx512Test, SweepBlockCompactMatchesOneEntryAtATime) {
   if (!BlockSweepFusedSupported()) {
     GTEST_SKIP() << "this CPU has no AVX-512 F and BW";
   }
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_int_distribution<int> kind(0, 9);
+  // Zeros, subnormals, Inf and NaN, or (kind 5 and up, and always without
+  // specials) normal values over ~100 binades whose f32 squares stay finite.
+  auto value = [&](bool specials) {
+    switch (specials ? kind(rng) : 9) {
+      case 0:
+      case 1:
+        return 0.0f;
+      case 2:
+        return -std::numeric_limits<float>::denorm_min() * 1000;
+      case 3:
+        return std::numeric_limits<float>::infinity();
+      case 4:
+        return std::numeric_limits<float>::quiet_NaN();
+      default:
+        return normal(rng) * std::exp2(normal(rng) * 10);
+    }
+  };
   for (int n : {1, 15, 16, 17, 100, 1000, 4096}) {
-    std::vector<float> g(n);
-    for (float& v : g) {
-      switch (kind(rng)) {
-        case 0:
-        case 1:
-          v = 0.0f;
-          break;
-        case 2:
-          v = -std::numeric_limits<float>::denorm_min() * 1000;
-          break;
-        case 3:
-          v = std::numeric_limits<float>::infinity();
-          break;
-        case 4:
-          v = std::numeric_limits<float>::quiet_NaN();
-          break;
-        default:
-          v = normal(rng) * std::exp2(normal(rng) * 20);
+    for (bool specials : {false, true}) {
+      std::vector<float> g(n);
+      for (float& v : g) v = value(specials);
+      std::vector<uint8_t> expected;
+      int lo = 255, hi = 0;
+      for (float v : g) {
+        const int field = static_cast<int>(AbsBits(v) >> 23);
+        if (field == 0) continue;
+        expected.push_back(static_cast<uint8_t>(field));
+        if (field != 255) {
+          lo = std::min(lo, field);
+          hi = std::max(hi, field);
+        }
+      }
+      std::vector<uint8_t> fields(n + 16, 0xAB);
+      BlockFigures f;
+      const int m = SweepBlockCompact(g.data(), n, fields.data(), &f);
+      SCOPED_TRACE(testing::Message() << "n " << n << " specials " << specials);
+      ASSERT_EQ(m, static_cast<int>(expected.size()));
+      EXPECT_TRUE(std::equal(expected.begin(), expected.end(), fields.begin()));
+      EXPECT_EQ(f.lo, lo);
+      EXPECT_EQ(f.hi, hi);
+      const Expected e = Naive(g);
+      EXPECT_EQ(f.zeros, e.zeros);
+      EXPECT_EQ(f.max_abs_bits, e.max_abs_bits);
+      if (!specials) {
+        EXPECT_NEAR(f.sum_squares, e.sum_squares, 1e-5 * e.sum_squares);
+        EXPECT_NEAR(f.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
+      } else {
+        EXPECT_EQ(std::isnan(f.sum_squares), std::isnan(e.sum_squares));
       }
     }
-    std::vector<uint8_t> expected;
-    int lo = 255, hi = 0;
-    for (float v : g) {
-      const int field = static_cast<int>(AbsBits(v) >> 23);
-      if (field == 0) continue;
-      expected.push_back(static_cast<uint8_t>(field));
-      if (field != 255) {
-        lo = std::min(lo, field);
-        hi = std::max(hi, field);
-      }
-    }
-    std::vector<uint8_t> fields(n + 16, 0xAB);
-    uint8_t got_lo = 0, got_hi = 0;
-    const int m =
-        NonzeroExponentFields(g.data(), n, fields.data(), &got_lo, &got_hi);
-    ASSERT_EQ(m, static_cast<int>(expected.size())) << "n " << n;
-    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), fields.begin()))
-        << "n " << n;
-    EXPECT_EQ(got_lo, lo) << "n " << n;
-    EXPECT_EQ(got_hi, hi) << "n " << n;
   }
 }
 
