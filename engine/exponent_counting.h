@@ -10,8 +10,9 @@ namespace gradwatch::engine {
 /// 0 for zeros and subnormals, 255 for Inf and NaN, 1..254 for normal
 /// values). The caller sweeps a buffer block by block: ExponentFields turns
 /// a block into one byte per entry, CountExponentFields counts the bytes.
-/// (On AVX-512 CPUs most blocks take one fused pass instead:
-/// block_sweep_avx512.h.) Functions only; thread-safe.
+/// (On AVX-512 CPUs a pass of block_sweep_avx512.h replaces
+/// ExponentFields, and counts most fields itself in the larger buffers.)
+/// Functions only; thread-safe.
 
 /// Entries per block at most.
 inline constexpr int kFieldBlock = 4096;
