@@ -108,6 +108,40 @@ struct WindowCounter {
   }
 };
 
+// A pass's sums of |g| and |g|^2 (two f32 accumulators each, alternating
+// by vector), the maximum of |g|'s bit patterns and the count of nonzero
+// entries, in vector lanes.
+struct LaneFigures {
+  __m512 squares[2], sums[2];
+  __m512i max_bits, nonzero_count;
+
+  GRADWATCH_AVX512_TARGET void Clear() {
+    squares[0] = squares[1] = sums[0] = sums[1] = _mm512_setzero_ps();
+    max_bits = nonzero_count = _mm512_setzero_si512();
+  }
+
+  // bits: 16 entries' |g| bit patterns; parity: which accumulators.
+  GRADWATCH_AVX512_TARGET void Add(__m512i bits, int parity) {
+    const __m512 a = _mm512_castsi512_ps(bits);
+    squares[parity] = _mm512_fmadd_ps(a, a, squares[parity]);
+    sums[parity] = _mm512_add_ps(sums[parity], a);
+    max_bits = _mm512_max_epu32(max_bits, bits);
+    nonzero_count =
+        _mm512_mask_add_epi32(nonzero_count, _mm512_test_epi32_mask(bits, bits),
+                              nonzero_count, _mm512_set1_epi32(1));
+  }
+
+  // Sums, maximum and zeros of a pass over n entries.
+  GRADWATCH_AVX512_TARGET void ReduceInto(int n, BlockFigures* out) const {
+    out->sum_squares =
+        _mm512_reduce_add_ps(_mm512_add_ps(squares[0], squares[1]));
+    out->sum_abs = _mm512_reduce_add_ps(_mm512_add_ps(sums[0], sums[1]));
+    out->max_abs_bits = _mm512_reduce_max_epu32(max_bits);
+    out->zeros =
+        static_cast<uint32_t>(n - _mm512_reduce_add_epi32(nonzero_count));
+  }
+};
+
 // The pass, a group at a time: each vector of 16 floats feeds the sums,
 // the maximum and the count of nonzero entries, and its fields feed the
 // kWindows windows, which cover fields [base, base + 32 kWindows).
@@ -126,10 +160,8 @@ GRADWATCH_AVX512_TARGET int FusedPass(const float* g, int n, int base,
   const __m512i width = _mm512_set1_epi32(kWindows * kWindowFields);
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i normal_fields = _mm512_set1_epi32(254);
-  __m512 squares[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-  __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-  __m512i max_bits = _mm512_setzero_si512();
-  __m512i nonzero_count = _mm512_setzero_si512();
+  LaneFigures figures;
+  figures.Clear();
   __m512i tail_low = _mm512_set1_epi32(255);
   __m512i tail_high = _mm512_setzero_si512();
   WindowCounter counters[kWindows];
@@ -146,13 +178,8 @@ GRADWATCH_AVX512_TARGET int FusedPass(const float* g, int n, int base,
                        : static_cast<__mmask16>((1u << (n - at)) - 1);
       const __m512i bits =
           _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + at), abs_mask);
-      const __m512 a = _mm512_castsi512_ps(bits);
-      squares[j & 1] = _mm512_fmadd_ps(a, a, squares[j & 1]);
-      sums[j & 1] = _mm512_add_ps(sums[j & 1], a);
-      max_bits = _mm512_max_epu32(max_bits, bits);
+      figures.Add(bits, j & 1);
       const __mmask16 nonzero = _mm512_test_epi32_mask(bits, bits);
-      nonzero_count =
-          _mm512_mask_add_epi32(nonzero_count, nonzero, nonzero_count, one);
       const __m512i field = _mm512_srli_epi32(bits, 23);
       d[j] = _mm512_sub_epi32(field, base_field);
       const __mmask16 outside =
@@ -174,12 +201,7 @@ GRADWATCH_AVX512_TARGET int FusedPass(const float* g, int n, int base,
   for (int w = 0; w < kWindows; ++w) {
     counters[w].AddTo(window + w * kWindowFields);
   }
-  out->sum_squares =
-      _mm512_reduce_add_ps(_mm512_add_ps(squares[0], squares[1]));
-  out->sum_abs = _mm512_reduce_add_ps(_mm512_add_ps(sums[0], sums[1]));
-  out->max_abs_bits = _mm512_reduce_max_epu32(max_bits);
-  out->zeros =
-      static_cast<uint32_t>(n - _mm512_reduce_add_epi32(nonzero_count));
+  figures.ReduceInto(n, out);
   // Bounds of the tail's normal fields (lo > hi: none).
   out->lo = static_cast<uint8_t>(_mm512_reduce_min_epu32(tail_low));
   out->hi = static_cast<uint8_t>(_mm512_reduce_max_epu32(tail_high));
@@ -204,15 +226,15 @@ int TailFields(const uint32_t* tail, int n, uint8_t* fields) {
   return field_zero;
 }
 
+// SweepBlockCompact's pass: the figures of FusedPass without its windows,
+// and every field but 0 compressed into `fields` as bytes.
 GRADWATCH_AVX512_TARGET
 int CompactPass(const float* g, int n, uint8_t* fields, BlockFigures* out) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i normal_fields = _mm512_set1_epi32(254);
-  __m512 squares = _mm512_setzero_ps();
-  __m512 sums = _mm512_setzero_ps();
-  __m512i max_bits = _mm512_setzero_si512();
-  __m512i nonzero_count = _mm512_setzero_si512();
+  LaneFigures figures;
+  figures.Clear();
   __m512i low = _mm512_set1_epi32(255);
   __m512i high = _mm512_setzero_si512();
   int m = 0;
@@ -221,12 +243,7 @@ int CompactPass(const float* g, int n, uint8_t* fields, BlockFigures* out) {
         static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
     const __m512i bits =
         _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + i), abs_mask);
-    const __m512 a = _mm512_castsi512_ps(bits);
-    squares = _mm512_fmadd_ps(a, a, squares);
-    sums = _mm512_add_ps(sums, a);
-    max_bits = _mm512_max_epu32(max_bits, bits);
-    nonzero_count = _mm512_mask_add_epi32(
-        nonzero_count, _mm512_test_epi32_mask(bits, bits), nonzero_count, one);
+    figures.Add(bits, (i / 16) & 1);
     const __m512i field = _mm512_srli_epi32(bits, 23);
     const __mmask16 keep = _mm512_test_epi32_mask(field, field);
     const __mmask16 normal = _mm512_mask_cmplt_epu32_mask(
@@ -238,11 +255,7 @@ int CompactPass(const float* g, int n, uint8_t* fields, BlockFigures* out) {
         _mm512_cvtepi32_epi8(_mm512_maskz_compress_epi32(keep, field)));
     m += __builtin_popcount(keep);
   }
-  out->sum_squares = _mm512_reduce_add_ps(squares);
-  out->sum_abs = _mm512_reduce_add_ps(sums);
-  out->max_abs_bits = _mm512_reduce_max_epu32(max_bits);
-  out->zeros =
-      static_cast<uint32_t>(n - _mm512_reduce_add_epi32(nonzero_count));
+  figures.ReduceInto(n, out);
   out->lo = static_cast<uint8_t>(_mm512_reduce_min_epu32(low));
   out->hi = static_cast<uint8_t>(_mm512_reduce_max_epu32(high));
   return m;
