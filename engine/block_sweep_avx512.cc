@@ -108,9 +108,9 @@ struct WindowCounter {
   }
 };
 
-// A pass's sums of |g| and |g|^2 (two f32 accumulators each, alternating
-// by vector), the maximum of |g|'s bit patterns and the count of nonzero
-// entries, in vector lanes.
+// A pass's sums of |g| and |g|^2 (two f32 accumulators each, for a pass
+// that alternates them in an unrolled loop), the maximum of |g|'s bit
+// patterns and the count of nonzero entries, in vector lanes.
 struct LaneFigures {
   __m512 squares[2], sums[2];
   __m512i max_bits, nonzero_count;
@@ -243,7 +243,7 @@ int CompactPass(const float* g, int n, uint8_t* fields, BlockFigures* out) {
         static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
     const __m512i bits =
         _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, g + i), abs_mask);
-    figures.Add(bits, (i / 16) & 1);
+    figures.Add(bits, 0);
     const __m512i field = _mm512_srli_epi32(bits, 23);
     const __mmask16 keep = _mm512_test_epi32_mask(field, field);
     const __mmask16 normal = _mm512_mask_cmplt_epu32_mask(
