@@ -331,6 +331,7 @@ void SweepBlockFused(const float* g, int n, ExponentWindows windows,
   out->lo = static_cast<uint8_t>(lo);
   out->hi = static_cast<uint8_t>(hi);
 }
+
 int SweepBlockCompact(const float* g, int n, uint8_t* fields,
                       BlockFigures* out) {
   return CompactPass(g, n, fields, out);

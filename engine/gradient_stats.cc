@@ -193,10 +193,11 @@ int HighestFiniteField(const float* g, int n) {
   return static_cast<int>(high >> 23);
 }
 
-// Ranges shorter than this take the three passes: the fused pass's
-// windows and tail cost a little per block, which a one-block tensor (tiny's
-// 64 x 64 weights) does not earn back (measured in its step: 4.8-5.2 us
-// against 5.2-5.4 for its gradient figures).
+// Ranges shorter than this take the compact pass and the count (the three
+// passes without AVX-512): the fused pass's windows and tail cost a little
+// per block, which a one-block tensor (tiny's 64 x 64 weights) does not
+// earn back (measured in its step: 4.8-5.2 us against 5.2-5.4 for its
+// gradient figures).
 constexpr int64_t kMinFusedRange = 2 * kBlock;
 
 // A further window of the fused pass costs a few vector operations per 16
