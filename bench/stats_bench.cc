@@ -23,6 +23,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_specs.h"
@@ -114,13 +115,22 @@ double SweepGradients(TrainedModel& t, Part part) {
   return std::sqrt(sum);
 }
 
-void BM_Stats(benchmark::State& state, const BenchConfig& config, Part part) {
+// The trained model, or null after marking the benchmark skipped with the
+// error.
+std::unique_ptr<TrainedModel> TrainOrSkip(benchmark::State& state,
+                                          const BenchConfig& config) {
   absl::StatusOr<std::unique_ptr<TrainedModel>> trained = Train(config);
   if (!trained.ok()) {
     state.SkipWithError(std::string(trained.status().message()).c_str());
-    return;
+    return nullptr;
   }
-  TrainedModel& t = **trained;
+  return *std::move(trained);
+}
+
+void BM_Stats(benchmark::State& state, const BenchConfig& config, Part part) {
+  const std::unique_ptr<TrainedModel> trained = TrainOrSkip(state, config);
+  if (trained == nullptr) return;
+  TrainedModel& t = *trained;
   for (auto _ : state) {
     if (part == Part::kLayerStats) {
       t.collector->CollectLayers(*t.model, t.updates, &t.stats);
@@ -133,12 +143,9 @@ void BM_Stats(benchmark::State& state, const BenchConfig& config, Part part) {
 
 void BM_StatsInStep(benchmark::State& state, const BenchConfig& config,
                     Part part) {
-  absl::StatusOr<std::unique_ptr<TrainedModel>> trained = Train(config);
-  if (!trained.ok()) {
-    state.SkipWithError(std::string(trained.status().message()).c_str());
-    return;
-  }
-  TrainedModel& t = **trained;
+  const std::unique_ptr<TrainedModel> trained = TrainOrSkip(state, config);
+  if (trained == nullptr) return;
+  TrainedModel& t = *trained;
   for (auto _ : state) {
     t.Step(/*first=*/false);
     const auto start = std::chrono::steady_clock::now();
