@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "engine/onednn_util.h"
+#include "engine/relu_backward.h"
 
 namespace gradwatch::engine {
 namespace {
@@ -244,7 +245,17 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       add_bn_backward(la.act, la.diff_out, la.diff_act);
     }
 
-    if (act_alg != algorithm::undef) {
+    if (act_alg == algorithm::eltwise_relu) {
+      la.diff_z = new_mem(y_md);
+      const float* z = Data(la.z);
+      const float* diff_act = Data(la.diff_act);
+      float* diff_z = Data(la.diff_z);
+      const int64_t n = batch * p.units;
+      const float slope = EltwiseAlpha(spec);
+      ops.push_back([z, diff_act, diff_z, n, slope] {
+        ReluBackward(z, diff_act, diff_z, n, slope);
+      });
+    } else if (act_alg != algorithm::undef) {
       la.diff_z = new_mem(y_md);
       dnnl::eltwise_backward::primitive_desc act_bwd_pd(
           {act_alg, y_md, y_md, EltwiseAlpha(spec), 0.0f}, engine_, act_pd);
