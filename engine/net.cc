@@ -74,6 +74,13 @@ float* Net::diff_output() { return Data(layers_.back().diff_out); }
 void Net::Forward() {
   for (const auto& op : forward_ops_) op();
   stream_.wait();
+  z_written_ = true;
+}
+
+void Net::ForwardFused() {
+  for (const auto& op : fused_forward_ops_) op();
+  stream_.wait();
+  z_written_ = false;
 }
 
 void Net::Backward() {
@@ -127,6 +134,16 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     const bool bn_after = spec.batch_norm() == v1::LayerSpec::AFTER_ACTIVATION;
     const algorithm act_alg = EltwiseAlgorithm(spec.activation());
     const bool is_step = spec.activation() == v1::STEP;
+    // ReLU (leaky or not) right after the inner product runs as its
+    // post-op in ForwardFused, which then writes A but not Z.
+    const bool fuse_relu =
+        training && act_alg == algorithm::eltwise_relu && !bn_before;
+    // This layer's forward ops: `fwd` for Forward, `fused` for
+    // ForwardFused (the same ops, but the fused inner product for the
+    // inner product and the activation).
+    std::vector<std::function<void()>> fwd;
+    std::vector<std::function<void()>> fused;
+    auto also_fused = [&] { fused.push_back(fwd.back()); };
 
     // ---- forward
     // What the inner products read: the f32 tensors themselves, or in BF16
@@ -143,20 +160,23 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     if (p.bf16) {
       fc_in_md = memory::desc({batch, p.inputs}, dt::bf16, tag::nc);
       fc_in = new_mem(fc_in_md);
-      add_reorder(forward_ops_, fc_src, fc_in);
+      add_reorder(fwd, fc_src, fc_in);
+      also_fused();
       fc_weights_md = p.weights_bf16_md;
       fc_weights = new_mem(fc_weights_md);
-      add_reorder(forward_ops_, p.weights, fc_weights);
+      add_reorder(fwd, p.weights, fc_weights);
+      also_fused();
     }
     dnnl::inner_product_forward::primitive_desc fc_pd(
         {fwd_kind, fc_in_md, fc_weights_md, bias_md, y_md}, engine_);
     la.fc_dst = new_mem(y_md);
-    add(forward_ops_, dnnl::inner_product_forward(fc_pd),
+    add(fwd, dnnl::inner_product_forward(fc_pd),
         {{DNNL_ARG_SRC, fc_in},
          {DNNL_ARG_WEIGHTS, fc_weights},
          {DNNL_ARG_BIAS, p.bias},
          {DNNL_ARG_DST, la.fc_dst}},
         stream_);
+    if (!fuse_relu) also_fused();
 
     auto bn_flags = dnnl::normalization_flags::use_scale |
                     dnnl::normalization_flags::use_shift;
@@ -175,7 +195,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       }
     }
     auto add_bn_forward = [&](const memory& src, const memory& dst) {
-      add(forward_ops_, dnnl::batch_normalization_forward(bn_pd),
+      add(fwd, dnnl::batch_normalization_forward(bn_pd),
           {{DNNL_ARG_SRC, src},
            {DNNL_ARG_DST, dst},
            {DNNL_ARG_SCALE, p.bn_scale},
@@ -183,6 +203,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
            {DNNL_ARG_MEAN, la.bn_mean},
            {DNNL_ARG_VARIANCE, la.bn_var}},
           stream_);
+      also_fused();
     };
 
     la.z = la.fc_dst;
@@ -196,16 +217,33 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       act_pd = dnnl::eltwise_forward::primitive_desc(
           {fwd_kind, act_alg, y_md, EltwiseAlpha(spec), 0.0f}, engine_);
       la.act = new_mem(y_md);
-      add(forward_ops_, dnnl::eltwise_forward(act_pd),
+      add(fwd, dnnl::eltwise_forward(act_pd),
           {{DNNL_ARG_SRC, la.z}, {DNNL_ARG_DST, la.act}}, stream_);
+      if (fuse_relu) {
+        dnnl::post_ops relu;
+        relu.append_eltwise(1.0f, act_alg, EltwiseAlpha(spec), 0.0f);
+        dnnl::primitive_attr attr;
+        attr.set_post_ops(relu);
+        const dnnl::inner_product_forward::primitive_desc fused_pd(
+            {fwd_kind, fc_in_md, fc_weights_md, bias_md, y_md}, attr, engine_);
+        add(fused, dnnl::inner_product_forward(fused_pd),
+            {{DNNL_ARG_SRC, fc_in},
+             {DNNL_ARG_WEIGHTS, fc_weights},
+             {DNNL_ARG_BIAS, p.bias},
+             {DNNL_ARG_DST, la.act}},
+            stream_);
+      } else {
+        also_fused();
+      }
     } else if (is_step) {
       la.act = new_mem(y_md);
       const float* z = Data(la.z);
       float* a = Data(la.act);
       const int64_t n = batch * p.units;
-      forward_ops_.push_back([z, a, n] {
+      fwd.push_back([z, a, n] {
         for (int64_t i = 0; i < n; ++i) a[i] = z[i] > 0.0f ? 1.0f : 0.0f;
       });
+      also_fused();
     } else {
       la.act = la.z;  // LINEAR
     }
@@ -216,6 +254,8 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       add_bn_forward(la.act, la.out);
     }
     x = la.out;
+    for (auto& op : fwd) forward_ops_.push_back(std::move(op));
+    for (auto& op : fused) fused_forward_ops_.push_back(std::move(op));
 
     if (!training) continue;
 
@@ -246,14 +286,18 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     }
 
     if (act_alg == algorithm::eltwise_relu) {
+      // The sign comes from Z after Forward, from A after ForwardFused
+      // (which does not write Z): A > 0 exactly where Z > 0 for finite Z.
       la.diff_z = new_mem(y_md);
       const float* z = Data(la.z);
+      const float* a = Data(la.act);
       const float* diff_act = Data(la.diff_act);
       float* diff_z = Data(la.diff_z);
       const int64_t n = batch * p.units;
       const float slope = EltwiseAlpha(spec);
-      ops.push_back([z, diff_act, diff_z, n, slope] {
-        ReluBackward(z, diff_act, diff_z, n, slope);
+      const bool* z_written = &z_written_;
+      ops.push_back([z, a, z_written, diff_act, diff_z, n, slope] {
+        ReluBackward(*z_written ? z : a, diff_act, diff_z, n, slope);
       });
     } else if (act_alg != algorithm::undef) {
       la.diff_z = new_mem(y_md);

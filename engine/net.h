@@ -49,9 +49,20 @@ class Net {
   float* diff_output();
 
   /// Training: batch statistics in batch norm. Inference: running ones.
+  /// Writes every activation buffer.
   void Forward();
+  /// Forward with ReLU and leaky ReLU applied as the inner product's
+  /// post-op where no batch norm comes between them: one primitive
+  /// instead of two, and Z (`z`, `fc_dst`) of those layers is not written.
+  /// What a training step without statistics needs: every other buffer,
+  /// and the output, is the same as after Forward, bit for bit, and so is
+  /// what Backward computes from them.
+  void ForwardFused();
   /// Fills every parameter gradient of the LayerParams. Training only,
-  /// after Forward. The input's gradient is not computed.
+  /// after Forward or ForwardFused. The input's gradient is not computed.
+  /// After Forward, ReLU's derivative is taken from Z as it is then (the
+  /// curvature estimator pins Z entries to their side of the kink before
+  /// calling Backward); after ForwardFused, from A.
   void Backward();
 
   int batch() const { return batch_; }
@@ -68,6 +79,8 @@ class Net {
   dnnl::memory input_;
   std::vector<LayerActivations> layers_;
   std::vector<std::function<void()>> forward_ops_;
+  std::vector<std::function<void()>> fused_forward_ops_;
+  bool z_written_ = true;  // by the last forward pass
   std::vector<std::function<void()>> backward_ops_;
 };
 

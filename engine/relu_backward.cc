@@ -16,25 +16,25 @@ constexpr int64_t kParallelMinElements = int64_t{1} << 15;
 constexpr int64_t kAlignment = 16;
 
 GRADWATCH_WIDE_CLONES
-[[gnu::noinline]] void ReluBackwardRange(const float* __restrict z,
+[[gnu::noinline]] void ReluBackwardRange(const float* __restrict x,
                                          const float* __restrict diff_dst,
                                          float* __restrict diff_src,
                                          int64_t start, int64_t end,
                                          float negative_slope) {
   for (int64_t i = start; i < end; ++i) {
-    const float scale = z[i] <= 0.0f ? negative_slope : 1.0f;
+    const float scale = x[i] <= 0.0f ? negative_slope : 1.0f;
     diff_src[i] = scale * diff_dst[i];
   }
 }
 
 }  // namespace
 
-void ReluBackward(const float* z, const float* diff_dst, float* diff_src,
+void ReluBackward(const float* x, const float* diff_dst, float* diff_src,
                   int64_t n, float negative_slope) {
   const int threads =
       n >= kParallelMinElements ? std::max(1, omp_get_max_threads()) : 1;
   if (threads == 1) {
-    ReluBackwardRange(z, diff_dst, diff_src, 0, n, negative_slope);
+    ReluBackwardRange(x, diff_dst, diff_src, 0, n, negative_slope);
     return;
   }
   const int64_t units = (n + kAlignment - 1) / kAlignment;
@@ -44,7 +44,7 @@ void ReluBackward(const float* z, const float* diff_dst, float* diff_src,
     const int64_t team = omp_get_num_threads();
     const int64_t start = units * t / team * kAlignment;
     const int64_t end = std::min(n, units * (t + 1) / team * kAlignment);
-    ReluBackwardRange(z, diff_dst, diff_src, start, end, negative_slope);
+    ReluBackwardRange(x, diff_dst, diff_src, start, end, negative_slope);
   }
 }
 

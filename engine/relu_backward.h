@@ -7,20 +7,23 @@ namespace gradwatch::engine {
 
 /// The backward pass of ReLU and leaky ReLU over n entries:
 ///
-///   diff_src[i] = z[i] > 0 ? diff_dst[i] : negative_slope * diff_dst[i]
+///   diff_src[i] = x[i] > 0 ? diff_dst[i] : negative_slope * diff_dst[i]
 ///
-/// where "z > 0" holds for NaN too (an unordered comparison is not
-/// "<= 0"). This is oneDNN's eltwise_relu backward, bit for bit as its JIT
-/// kernels compute it (a multiplication by 1 or by the slope; with slope 0
-/// a negative gradient becomes -0). It runs as the engine's own loop
-/// because oneDNN 2.7's JIT kernel for it stores and reloads a vector
-/// register on the stack every 16 entries, which made it 3x as slow as the
-/// forward pass (docs/engine.md).
+/// where x is Z or A = f(Z), which have the same sign entry by entry (A = Z
+/// where Z > 0, slope * Z <= 0 elsewhere; they differ only where slope * Z
+/// is NaN, Z = -Inf with slope 0), and "x > 0" holds for NaN too (an
+/// unordered comparison is not "<= 0"). From Z, this is oneDNN's
+/// eltwise_relu backward, bit for bit as its JIT kernels compute it (a
+/// multiplication by 1 or by the slope; with slope 0 a negative gradient
+/// becomes -0). It runs as the engine's own loop because oneDNN 2.7's JIT
+/// kernel for it stores and reloads a vector register on the stack every
+/// 16 entries, which made it 3x as slow as the forward pass
+/// (docs/engine.md).
 ///
 /// Arrays of 32,768 entries or more are split among the calling thread's
 /// OpenMP threads; the result does not depend on the split. Thread-safe for
 /// distinct outputs.
-void ReluBackward(const float* z, const float* diff_dst, float* diff_src,
+void ReluBackward(const float* x, const float* diff_dst, float* diff_src,
                   int64_t n, float negative_slope);
 
 }  // namespace gradwatch::engine

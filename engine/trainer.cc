@@ -132,6 +132,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     Net& net = state->model->train_net();
     std::fill_n(net.input(), static_cast<int64_t>(batch) * train.features,
                 0.0f);
+    net.ForwardFused();
     net.Forward();
     std::fill_n(net.diff_output(),
                 static_cast<int64_t>(batch) * state->model->output_units(),
@@ -205,8 +206,13 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       const bool curvature_step = every(monitoring.curvature_every());
       const bool periodic = step == 1 || step == total_steps ||
                             every(monitoring.stats_every()) || curvature_step;
-      net.Forward();
-      if (periodic) s.collector->CollectActivations();
+      // Only the statistics read Z: other steps skip writing it.
+      if (periodic) {
+        net.Forward();
+        s.collector->CollectActivations();
+      } else {
+        net.ForwardFused();
+      }
       const LossResult loss = ComputeLoss(
           spec.loss(), net.output(), batch, width,
           regression ? nullptr : s.batch_labels.data(),
@@ -220,6 +226,9 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       const bool collect = periodic || !finite;
       if (collect && !periodic) {
         grad_norm = s.collector->CollectGradients(model, stats);
+        // Z, for the activation statistics: the same inputs and weights
+        // give the same A, and the gradients stay.
+        net.Forward();
       }
       const double clip = spec.optimizer().clip_grad_norm();
       const float grad_scale = clip > 0 && grad_norm > clip

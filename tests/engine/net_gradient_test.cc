@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -354,6 +355,57 @@ std::string CaseName(const testing::TestParamInfo<Case>& info) {
   return v1::Activation_Name(c.activation) + "_" + v1::Loss_Name(c.loss) + "_" +
          v1::LayerSpec::BatchNorm_Name(c.batch_norm) +
          (c.nonlinear_output ? "_NonlinearOutput" : "");
+}
+
+// Every buffer a step reads after the forward pass, as raw floats.
+std::vector<std::vector<float>> StepBuffers(Net& net, const Model& model) {
+  auto copy = [](const dnnl::memory& mem) {
+    const float* data = Data(mem);
+    return std::vector<float>(data, data + mem.get_desc().get_size() / 4);
+  };
+  std::vector<std::vector<float>> buffers;
+  for (int l = 0; l < net.num_layers(); ++l) {
+    const LayerActivations& la = net.layer(l);
+    const LayerParams& p = model.params()[l];
+    for (const dnnl::memory* mem :
+         {&la.act, &la.out, &la.diff_out, &la.diff_z, &p.diff_weights,
+          &p.diff_bias, &p.diff_bn_scale, &p.diff_bn_shift}) {
+      if (*mem) buffers.push_back(copy(*mem));
+    }
+  }
+  return buffers;
+}
+
+// ForwardFused (ReLU as its inner product's post-op, Z not written) gives
+// the step exactly what Forward gives: activations, output, gradients.
+TEST_P(NetGradientTest, FusedForwardGivesTheSameStepBitForBit) {
+  const Case& c = GetParam();
+  const v1::JobSpec spec = MakeSpec(c, kBatch, /*seed=*/17);
+  const v1::JobSpec filled = WithDefaults(spec, kBatch);
+  const Examples data = ExamplesOf(spec);
+  const int width = OutputWidth(c.loss);
+  auto model = Model::Create(filled, kInputs, kBatch);
+  ASSERT_TRUE(model.ok()) << model.status();
+  Net& net = (*model)->train_net();
+
+  std::vector<std::vector<float>> steps[2];
+  for (const bool fused : {false, true}) {
+    std::copy(data.x.begin(), data.x.end(), net.input());
+    fused ? net.ForwardFused() : net.Forward();
+    ComputeLoss(c.loss, net.output(), kBatch, width,
+                c.loss == v1::MSE ? nullptr : data.labels.data(),
+                c.loss == v1::MSE ? data.targets.data() : nullptr,
+                net.diff_output());
+    net.Backward();
+    steps[fused ? 1 : 0] = StepBuffers(net, **model);
+  }
+  ASSERT_EQ(steps[0].size(), steps[1].size());
+  for (size_t b = 0; b < steps[0].size(); ++b) {
+    ASSERT_EQ(steps[0][b].size(), steps[1][b].size());
+    EXPECT_EQ(0, std::memcmp(steps[0][b].data(), steps[1][b].data(),
+                             steps[0][b].size() * sizeof(float)))
+        << "buffer " << b;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllActivationsLossesAndBatchNorm, NetGradientTest,

@@ -471,6 +471,54 @@ TEST(TrainerTest, SameSpecAndSeedGiveBitIdenticalRuns) {
   EXPECT_NE(first_model.SerializeAsString(), other_model.SerializeAsString());
 }
 
+// Steps without statistics run a different forward pass (ReLU fused into
+// the inner product, Z not written): the run must not depend on which
+// steps collect statistics.
+class CollectingStatisticsTest
+    : public testing::TestWithParam<v1::TrainingSpec::Precision> {};
+
+TEST_P(CollectingStatisticsTest, DoesNotChangeTheRun) {
+  if (GetParam() == v1::TrainingSpec::BF16 && !CpuSupportsBf16()) {
+    GTEST_SKIP() << "no bf16 support on this CPU";
+  }
+  v1::JobSpec spec = WideSpiralsSpec(300, 40);
+  spec.mutable_training()->set_precision(GetParam());
+  spec.mutable_model()->mutable_layers(1)->set_activation(v1::LEAKY_RELU);
+  spec.mutable_model()->mutable_layers(1)->set_negative_slope(0.05f);
+  spec.mutable_optimizer()->Clear();
+  spec.mutable_optimizer()->set_momentum(0.9);
+  spec.mutable_optimizer()->set_learning_rate(0.05);
+  RunRecord records[2];
+  std::string models[2];
+  for (const int every : {1, 7}) {
+    spec.mutable_monitoring()->set_stats_every(every);
+    auto trainer = MakeTrainer(spec);
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    const int k = every == 1 ? 0 : 1;
+    records[k] = RunToEnd(**trainer);
+    ASSERT_EQ(records[k].summary.state(), v1::SUCCEEDED);
+    auto model = (*trainer)->GetModel();
+    ASSERT_TRUE(model.ok()) << model.status();
+    models[k] = model->SerializeAsString();
+  }
+  // Every step's event against the same step's in the every-step run:
+  // steps 1, 7, 14, ..., 35 and the last, 40.
+  ASSERT_EQ(records[0].steps.size(), 40u);
+  ASSERT_EQ(records[1].steps.size(), 7u);
+  for (const v1::StepStats& sparse : records[1].steps) {
+    const v1::StepStats& every = records[0].steps[sparse.step() - 1];
+    ASSERT_EQ(every.step(), sparse.step());
+    EXPECT_EQ(every.loss(), sparse.loss()) << "step " << sparse.step();
+    EXPECT_EQ(every.grad_norm(), sparse.grad_norm())
+        << "step " << sparse.step();
+  }
+  EXPECT_EQ(models[0], models[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(F32AndBf16, CollectingStatisticsTest,
+                         testing::Values(v1::TrainingSpec::F32,
+                                         v1::TrainingSpec::BF16));
+
 TEST(TrainerTest, CancellationStopsAtTheNextStep) {
   auto trainer = MakeTrainer(SpiralsSpec(300, 1000));
   ASSERT_TRUE(trainer.ok()) << trainer.status();
