@@ -156,6 +156,18 @@ void ComputeMaxAbsDerivative(const ActivationFunction& f, float gelu_stop,
 
 using ChunkSums = ActivationStats::ChunkSums;
 
+// A = f(z) of ReLU and leaky ReLU as oneDNN's eltwise_relu forward gives
+// it: with slope 0, max(z, +0) (so NaN and -0 give +0); otherwise
+// z > 0 ? z : slope * z.
+inline float Relu(float z, float slope) {
+  return z > 0.0f ? z : (slope == 0.0f ? 0.0f : slope * z);
+}
+
+GRADWATCH_WIDE_CLONES
+void WriteRelu(const float* z, float* a, int n, float slope) {
+  for (int i = 0; i < n; ++i) a[i] = Relu(z[i], slope);
+}
+
 GRADWATCH_WIDE_CLONES
 void SumChunk(const float* z, const float* a, int n, float z_shift,
               float a_shift, ChunkSums* out) {
@@ -282,8 +294,30 @@ void ActivationStats::Compute(const float* z, const float* a, int rows) {
   Finish(z, a, rows);
 }
 
+bool ActivationStats::WritesActivation(const ActivationFunction& f) {
+  return f.kind == v1::RELU || f.kind == v1::LEAKY_RELU;
+}
+
 void ActivationStats::ComputePart(const float* z, const float* a, int rows,
                                   int part, int parts) {
+  ComputePartImpl(z, a, nullptr, rows, part, parts);
+}
+
+void ActivationStats::ComputePartWritingActivation(const float* z, float* a,
+                                                   int rows, int part,
+                                                   int parts) {
+  ComputePartImpl(z, a, a, rows, part, parts);
+}
+
+void ActivationStats::ComputeWritingActivation(const float* z, float* a,
+                                               int rows) {
+  ComputePartWritingActivation(z, a, rows, 0, 1);
+  Finish(z, a, rows);
+}
+
+void ActivationStats::ComputePartImpl(const float* z, const float* a,
+                                      float* a_out, int rows, int part,
+                                      int parts) {
   // Units in whole cache lines per part, so that parts never write to the
   // same line of the maxima.
   constexpr int kLine = 16;
@@ -296,21 +330,38 @@ void ActivationStats::ComputePart(const float* z, const float* a, int rows,
   // GELU's maximum stops mattering once it reaches both thresholds.
   const float gelu_stop =
       std::max(saturation_threshold_, std::numeric_limits<float>::min());
-  ComputeMaxAbsDerivative(f_, gelu_stop, z + unit_begin, a + unit_begin, rows,
-                          units_, unit_end - unit_begin,
+  // ReLU's derivative reads z only: while A is being written (by the other
+  // parts too), z stands in for it.
+  const float* a_in = a_out != nullptr ? z : a;
+  ComputeMaxAbsDerivative(f_, gelu_stop, z + unit_begin, a_in + unit_begin,
+                          rows, units_, unit_end - unit_begin,
                           max_abs_derivative_.data() + unit_begin);
 
   const int64_t n = static_cast<int64_t>(rows) * units_;
   const int64_t chunks = (n + kMomentChunk - 1) / kMomentChunk;
   const float z_shift = Shift(z, n);
-  const float a_shift = Shift(a, n);
+  float a_shift;
+  if (a_out != nullptr) {
+    // From the first entries' A, computed here: other parts write them.
+    float head[kShiftSample];
+    const int64_t m = std::min<int64_t>(n, kShiftSample);
+    for (int64_t i = 0; i < m; ++i) head[i] = Relu(z[i], f_.negative_slope);
+    a_shift = Shift(head, m);
+  } else {
+    a_shift = Shift(a, n);
+  }
   if (part == 0) shifts_ = {z_shift, a_shift};  // for Finish
   for (int64_t c = chunks * part / parts; c < chunks * (part + 1) / parts;
        ++c) {
     const int64_t start = c * kMomentChunk;
-    SumChunk(z + start, a + start,
-             static_cast<int>(std::min<int64_t>(kMomentChunk, n - start)),
-             z_shift, a_shift, &chunk_sums_[c]);
+    const int count =
+        static_cast<int>(std::min<int64_t>(kMomentChunk, n - start));
+    // The chunk's A is written, then summed by the same code as a read
+    // one (from L1): the same figures as Compute on it, bit for bit.
+    if (a_out != nullptr) {
+      WriteRelu(z + start, a_out + start, count, f_.negative_slope);
+    }
+    SumChunk(z + start, a + start, count, z_shift, a_shift, &chunk_sums_[c]);
   }
 }
 

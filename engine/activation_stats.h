@@ -81,6 +81,20 @@ class ActivationStats {
                    int parts);
   void Finish(const float* z, const float* a, int rows);
 
+  /// Whether f's activation can be written by the ...WritingActivation
+  /// calls: RELU and LEAKY_RELU.
+  static bool WritesActivation(const ActivationFunction& f);
+  /// Compute and ComputePart for an f that WritesActivation, writing A =
+  /// f(Z) into `a` as they go instead of reading it: the activation and
+  /// its statistics in one pass over Z. A is what oneDNN's eltwise_relu
+  /// forward writes, bit for bit (slope 0: max(z, +0), so NaN and -0 give
+  /// +0; otherwise z > 0 ? z : slope * z), and the figures are those of
+  /// Compute on it. Each part writes its share of the entries; Finish
+  /// reads them all.
+  void ComputeWritingActivation(const float* z, float* a, int rows);
+  void ComputePartWritingActivation(const float* z, float* a, int rows,
+                                    int part, int parts);
+
   int units() const { return units_; }
   /// Per unit, 1 if inactive (saturated) on every row of the last Compute.
   const std::vector<uint8_t>& inactive() const { return inactive_; }
@@ -118,6 +132,9 @@ class ActivationStats {
   };
 
  private:
+  // a_out null: read A from `a`; else write it there (a == a_out).
+  void ComputePartImpl(const float* z, const float* a, float* a_out, int rows,
+                       int part, int parts);
   void AddUpMoments(const float* z, const float* a, int64_t n);
   void AddToHistogram(const float* z, int64_t n);
 

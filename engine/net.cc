@@ -83,6 +83,14 @@ void Net::ForwardFused() {
   z_written_ = false;
 }
 
+void Net::ForwardActivating(ActivationWriter& writer) {
+  activation_writer_ = &writer;
+  for (const auto& op : activating_forward_ops_) op();
+  stream_.wait();
+  activation_writer_ = nullptr;
+  z_written_ = true;
+}
+
 void Net::Backward() {
   for (const auto& op : backward_ops_) op();
   stream_.wait();
@@ -138,12 +146,21 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     // post-op in ForwardFused, which then writes A but not Z.
     const bool fuse_relu =
         training && act_alg == algorithm::eltwise_relu && !bn_before;
-    // This layer's forward ops: `fwd` for Forward, `fused` for
-    // ForwardFused (the same ops, but the fused inner product for the
-    // inner product and the activation).
+    // ReLU's A comes from the caller's ActivationWriter in
+    // ForwardActivating.
+    const bool write_relu = training && act_alg == algorithm::eltwise_relu;
+    // This layer's forward ops: `fwd` for Forward; `fused` for
+    // ForwardFused and `activating` for ForwardActivating, the same ops
+    // but for the inner product and the activation.
     std::vector<std::function<void()>> fwd;
     std::vector<std::function<void()>> fused;
+    std::vector<std::function<void()>> activating;
     auto also_fused = [&] { fused.push_back(fwd.back()); };
+    auto also_activating = [&] { activating.push_back(fwd.back()); };
+    auto also_both = [&] {
+      also_fused();
+      also_activating();
+    };
 
     // ---- forward
     // What the inner products read: the f32 tensors themselves, or in BF16
@@ -161,11 +178,11 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       fc_in_md = memory::desc({batch, p.inputs}, dt::bf16, tag::nc);
       fc_in = new_mem(fc_in_md);
       add_reorder(fwd, fc_src, fc_in);
-      also_fused();
+      also_both();
       fc_weights_md = p.weights_bf16_md;
       fc_weights = new_mem(fc_weights_md);
       add_reorder(fwd, p.weights, fc_weights);
-      also_fused();
+      also_both();
     }
     dnnl::inner_product_forward::primitive_desc fc_pd(
         {fwd_kind, fc_in_md, fc_weights_md, bias_md, y_md}, engine_);
@@ -176,6 +193,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
          {DNNL_ARG_BIAS, p.bias},
          {DNNL_ARG_DST, la.fc_dst}},
         stream_);
+    also_activating();
     if (!fuse_relu) also_fused();
 
     auto bn_flags = dnnl::normalization_flags::use_scale |
@@ -203,7 +221,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
            {DNNL_ARG_MEAN, la.bn_mean},
            {DNNL_ARG_VARIANCE, la.bn_var}},
           stream_);
-      also_fused();
+      also_both();
     };
 
     la.z = la.fc_dst;
@@ -219,6 +237,13 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       la.act = new_mem(y_md);
       add(fwd, dnnl::eltwise_forward(act_pd),
           {{DNNL_ARG_SRC, la.z}, {DNNL_ARG_DST, la.act}}, stream_);
+      if (write_relu) {
+        const int layer = static_cast<int>(l);
+        activating.push_back(
+            [this, layer] { activation_writer_->WriteActivation(layer); });
+      } else {
+        also_activating();
+      }
       if (fuse_relu) {
         dnnl::post_ops relu;
         relu.append_eltwise(1.0f, act_alg, EltwiseAlpha(spec), 0.0f);
@@ -243,7 +268,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       fwd.push_back([z, a, n] {
         for (int64_t i = 0; i < n; ++i) a[i] = z[i] > 0.0f ? 1.0f : 0.0f;
       });
-      also_fused();
+      also_both();
     } else {
       la.act = la.z;  // LINEAR
     }
@@ -256,6 +281,9 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
     x = la.out;
     for (auto& op : fwd) forward_ops_.push_back(std::move(op));
     for (auto& op : fused) fused_forward_ops_.push_back(std::move(op));
+    for (auto& op : activating) {
+      activating_forward_ops_.push_back(std::move(op));
+    }
 
     if (!training) continue;
 
@@ -287,7 +315,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
 
     if (act_alg == algorithm::eltwise_relu) {
       // The sign comes from Z after Forward, from A after ForwardFused
-      // (which does not write Z): A > 0 exactly where Z > 0 for finite Z.
+      // (which does not write Z): A > 0 exactly where Z > 0, NaN aside.
       la.diff_z = new_mem(y_md);
       const float* z = Data(la.z);
       const float* a = Data(la.act);

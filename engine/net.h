@@ -25,6 +25,17 @@ struct LayerActivations {
   dnnl::memory diff_out, diff_act, diff_z, diff_fc_dst;
 };
 
+/// Writes the activation A of a ReLU or leaky ReLU layer from its Z during
+/// Net::ForwardActivating, exactly as oneDNN's eltwise_relu forward would
+/// (StatsCollector: with the layer's statistics, in the same pass).
+class ActivationWriter {
+ public:
+  virtual void WriteActivation(int layer) = 0;
+
+ protected:
+  ~ActivationWriter() = default;
+};
+
 /// The forward (and, for training, backward) pass of the model for one
 /// batch size, built once: every primitive descriptor, primitive and
 /// activation buffer is created in Create, and Forward/Backward are a list
@@ -58,6 +69,10 @@ class Net {
   /// and the output, is the same as after Forward, bit for bit, and so is
   /// what Backward computes from them.
   void ForwardFused();
+  /// Forward, but the activation of every ReLU and leaky ReLU layer is
+  /// written by `writer` (WriteActivation(l), once Z is written) instead of
+  /// oneDNN's eltwise primitive. Training only.
+  void ForwardActivating(ActivationWriter& writer);
   /// Fills every parameter gradient of the LayerParams. Training only,
   /// after Forward or ForwardFused. The input's gradient is not computed.
   /// After Forward, ReLU's derivative is taken from Z as it is then (the
@@ -80,7 +95,9 @@ class Net {
   std::vector<LayerActivations> layers_;
   std::vector<std::function<void()>> forward_ops_;
   std::vector<std::function<void()>> fused_forward_ops_;
-  bool z_written_ = true;  // by the last forward pass
+  std::vector<std::function<void()>> activating_forward_ops_;
+  ActivationWriter* activation_writer_ = nullptr;  // in ForwardActivating
+  bool z_written_ = true;                          // by the last forward pass
   std::vector<std::function<void()>> backward_ops_;
 };
 

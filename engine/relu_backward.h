@@ -10,8 +10,9 @@ namespace gradwatch::engine {
 ///   diff_src[i] = x[i] > 0 ? diff_dst[i] : negative_slope * diff_dst[i]
 ///
 /// where x is Z or A = f(Z), which have the same sign entry by entry (A = Z
-/// where Z > 0, slope * Z <= 0 elsewhere; they differ only where slope * Z
-/// is NaN, Z = -Inf with slope 0), and "x > 0" holds for NaN too (an
+/// where Z > 0; otherwise +0 with slope 0, as oneDNN's forward computes
+/// max(Z, +0), or slope * Z), except where Z is NaN and the slope 0 (A is
+/// then +0); and "x > 0" holds for NaN too (an
 /// unordered comparison is not "<= 0"). From Z, this is oneDNN's
 /// eltwise_relu backward, bit for bit as its JIT kernels compute it (a
 /// multiplication by 1 or by the slope; with slope 0 a negative gradient

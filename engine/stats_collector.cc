@@ -90,6 +90,7 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     max_units = std::max(max_units, p.units);
   }
   dataset_scratch_.resize(max_units);
+  written_.assign(layers_.size(), 0);
   summaries_.resize(num_tensors_);
   gather_index_.resize(num_tensors_);
   int tensor = 0;
@@ -151,14 +152,37 @@ double StatsCollector::CollectGradients(const Model& model,
   return std::sqrt(sum_squares);
 }
 
+int StatsCollector::ActivationThreads() const {
+  return total_entries_ >= kParallelActivationEntries
+             ? std::min(omp_get_max_threads(), kMaxThreads)
+             : 1;
+}
+
+void StatsCollector::WriteActivation(int l) {
+  const LayerActivations& la = train_net_->layer(l);
+  const float* z = Data(la.z);
+  float* a = Data(la.act);
+  const int batch = train_net_->batch();
+  ActivationStats& stats = layers_[l].stats;
+  const int threads = ActivationThreads();
+  if (threads <= 1) {
+    stats.ComputeWritingActivation(z, a, batch);
+  } else {
+#pragma omp parallel num_threads(threads)
+    stats.ComputePartWritingActivation(z, a, batch, omp_get_thread_num(),
+                                       omp_get_num_threads());
+    stats.Finish(z, a, batch);
+  }
+  written_[l] = 1;
+}
+
 void StatsCollector::CollectActivations() {
   const int num_layers = static_cast<int>(layers_.size());
   const int batch = train_net_->batch();
-  const int threads = total_entries_ >= kParallelActivationEntries
-                          ? std::min(omp_get_max_threads(), kMaxThreads)
-                          : 1;
+  const int threads = ActivationThreads();
   if (threads <= 1) {
     for (int l = 0; l < num_layers; ++l) {
+      if (written_[l]) continue;
       const LayerActivations& la = train_net_->layer(l);
       layers_[l].stats.Compute(Data(la.z), Data(la.act), batch);
     }
@@ -170,16 +194,19 @@ void StatsCollector::CollectActivations() {
       const int part = omp_get_thread_num();
       const int parts = omp_get_num_threads();
       for (int l = 0; l < num_layers; ++l) {
+        if (written_[l]) continue;
         const LayerActivations& la = train_net_->layer(l);
         layers_[l].stats.ComputePart(Data(la.z), Data(la.act), batch, part,
                                      parts);
       }
     }
     for (int l = 0; l < num_layers; ++l) {
+      if (written_[l]) continue;
       const LayerActivations& la = train_net_->layer(l);
       layers_[l].stats.Finish(Data(la.z), Data(la.act), batch);
     }
   }
+  std::fill(written_.begin(), written_.end(), 0);
   activations_current_ = true;
 }
 

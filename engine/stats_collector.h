@@ -39,7 +39,7 @@ namespace gradwatch::engine {
 ///   // (or Collect(*model, updates, stats) after the update: both at once)
 ///   // on dataset-sweep steps, after Collect:
 ///   absl::Status s = collector.SweepDataset(*model, train, stats);
-class StatsCollector {
+class StatsCollector : public ActivationWriter {
  public:
   /// `monitoring` has its defaults filled (dead_window, saturation_eps,
   /// histograms). `model` must outlive the collector and be the one passed
@@ -74,6 +74,14 @@ class StatsCollector {
   /// layer split among the calling thread's OpenMP threads (the figures do
   /// not depend on the split: ActivationStats::ComputePart).
   void CollectActivations();
+
+  /// For Net::ForwardActivating: writes layer `l`'s activation (ReLU or
+  /// leaky ReLU) from its Z and computes the layer's statistics in the
+  /// same pass (ActivationStats::ComputeWritingActivation), so that a
+  /// collected step reads each such layer once instead of three times
+  /// (the activation primitive, then Z and A for the statistics). The next
+  /// CollectActivations computes only the other layers.
+  void WriteActivation(int l) override;
 
   /// Everything but the gradient figures: unit and activation statistics,
   /// the windowed dead set (one call per collected step), weight norms and
@@ -112,6 +120,8 @@ class StatsCollector {
     std::vector<uint8_t> dataset_inactive;  // SweepDataset's flags
   };
 
+  // Threads for the activation statistics: the job's, for large nets.
+  int ActivationThreads() const;
   void FillLayer(int l, const LayerParams& p, gradwatch::v1::LayerStats* out);
   void FillUpdate(const TensorRef& tensor, const UpdateResult* update,
                   gradwatch::v1::TensorStats* out);
@@ -126,6 +136,9 @@ class StatsCollector {
   // Whether each layer's stats hold the figures of the net's last Forward
   // that the next CollectLayers is to report.
   bool activations_current_ = false;
+  // Per layer, 1 if WriteActivation computed its statistics since the last
+  // CollectActivations.
+  std::vector<uint8_t> written_;
   // One per parameter tensor, in the order of LayerTensors over the layers.
   std::vector<GradientSummary> summaries_;
   // Per tensor, the offsets of the real entries of a small padded weights

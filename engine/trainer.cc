@@ -208,7 +208,7 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
                             every(monitoring.stats_every()) || curvature_step;
       // Only the statistics read Z: other steps skip writing it.
       if (periodic) {
-        net.Forward();
+        net.ForwardActivating(*s.collector);
         s.collector->CollectActivations();
       } else {
         net.ForwardFused();

@@ -1,6 +1,9 @@
 #include "engine/activation_stats.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <vector>
@@ -189,6 +192,49 @@ TEST(ActivationStatsTest, GeluFromZ) {
 
 // Moments against a two-pass double recomputation, with planted
 // non-finite values.
+// The activation it writes is oneDNN's eltwise_relu forward bit for bit,
+// special values included: with slope 0 it is max(z, +0) (NaN, -0 and -Inf
+// give +0), otherwise z > 0 ? z : slope * z. Whatever the split, the
+// figures are those of Compute on that activation.
+TEST(ActivationStatsTest, WritingReluGivesOneDnnsActivationAndTheSameFigures) {
+  const float z[] = {kNaN, -0.0f, -kInf, -1.0f, 2.0f, 1e-40f, kInf, -3e-39f};
+  const float relu[] = {0.0f, 0.0f, 0.0f, 0.0f, 2.0f, 1e-40f, kInf, 0.0f};
+  const float leaky[] = {kNaN, -0.0f,  -kInf, 0.1f * -1.0f,
+                         2.0f, 1e-40f, kInf,  0.1f * -3e-39f};
+  const int n = static_cast<int>(std::size(z));
+  for (const float slope : {0.0f, 0.1f}) {
+    SCOPED_TRACE(testing::Message() << "slope " << slope);
+    const ActivationFunction f =
+        slope == 0 ? Function(v1::RELU) : Function(v1::LEAKY_RELU, slope);
+    const float* want = slope == 0 ? relu : leaky;
+    for (const int parts : {1, 2, 3}) {
+      ActivationStats written(f, n, 1, 1e-3, NoHistogram());
+      std::vector<float> a(n, 123.0f);
+      for (int part = 0; part < parts; ++part) {
+        written.ComputePartWritingActivation(z, a.data(), 1, part, parts);
+      }
+      written.Finish(z, a.data(), 1);
+      for (int i = 0; i < n; ++i) {
+        uint32_t got_bits, want_bits;
+        std::memcpy(&got_bits, &a[i], sizeof(got_bits));
+        std::memcpy(&want_bits, &want[i], sizeof(want_bits));
+        EXPECT_EQ(got_bits, want_bits) << "entry " << i << ", parts " << parts;
+      }
+      ActivationStats read(f, n, 1, 1e-3, NoHistogram());
+      read.Compute(z, a.data(), 1);
+      const ActivationMoments& w = written.moments();
+      const ActivationMoments& r = read.moments();
+      EXPECT_EQ(std::isnan(w.a_mean), std::isnan(r.a_mean));
+      if (!std::isnan(r.a_mean)) {
+        EXPECT_EQ(w.a_mean, r.a_mean);
+      }
+      EXPECT_EQ(w.z_negative_fraction, r.z_negative_fraction);
+      EXPECT_EQ(w.z_nonfinite_count, r.z_nonfinite_count);
+      EXPECT_EQ(written.inactive(), read.inactive());
+    }
+  }
+}
+
 TEST(ActivationStatsTest, MomentsMatchNaive) {
   const ActivationFunction f = Function(v1::TANH);
   std::mt19937 rng(3);

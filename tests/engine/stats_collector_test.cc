@@ -1,6 +1,8 @@
 #include "engine/stats_collector.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <set>
@@ -80,6 +82,71 @@ void PlantDeadUnits(Model& model, const std::set<int>& dead) {
       const float v = dead.count(j) == 0 && r == 0 ? 1.0f : -1.0f;
       z[r * units + j] = v;
       a[r * units + j] = v > 0 ? v : 0.0f;
+    }
+  }
+}
+
+// A collected step's forward pass writes ReLU layers' A in the collector
+// (Net::ForwardActivating): the same A as oneDNN's primitive, and the same
+// figures as the statistics of Forward's buffers, for every placement of
+// batch norm, on one thread and split.
+TEST(StatsCollectorTest, WritingTheActivationGivesTheSameBuffersAndFigures) {
+  for (const int batch : {5, 300}) {  // 300 x 256 entries split the work
+    SCOPED_TRACE(testing::Message() << "batch " << batch);
+    const v1::JobSpec spec = MakeSpec(
+        {{"relu", 256, v1::RELU, v1::LayerSpec::BEFORE_ACTIVATION},
+         {"leaky", 256, v1::LEAKY_RELU, v1::LayerSpec::AFTER_ACTIVATION},
+         {"plain", 256, v1::RELU},
+         {"tanh", 16, v1::TANH},
+         {"out", 3, v1::LINEAR}},
+        4);
+    v1::JobSpec leaky = spec;
+    leaky.mutable_model()->mutable_layers(1)->set_negative_slope(0.1f);
+    auto model = MakeModel(leaky, 7, batch);
+    ASSERT_NE(model, nullptr);
+    Net& net = model->train_net();
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int i = 0; i < batch * 7; ++i) net.input()[i] = normal(rng);
+
+    v1::StepStats stats[2];
+    std::vector<std::vector<float>> activations[2];
+    for (const bool writing : {false, true}) {
+      StatsCollector collector(leaky.monitoring(), *model);
+      if (writing) {
+        net.ForwardActivating(collector);
+      } else {
+        net.Forward();
+      }
+      collector.CollectActivations();
+      collector.Collect(*model, {}, &stats[writing ? 1 : 0]);
+      for (int l = 0; l < net.num_layers(); ++l) {
+        const dnnl::memory& act = net.layer(l).act;
+        const float* data = Data(act);
+        activations[writing ? 1 : 0].emplace_back(
+            data, data + act.get_desc().get_size() / sizeof(float));
+      }
+    }
+    // Bit for bit (-0 and +0 differ).
+    for (int l = 0; l < net.num_layers(); ++l) {
+      ASSERT_EQ(activations[0][l].size(), activations[1][l].size());
+      EXPECT_EQ(0,
+                std::memcmp(activations[0][l].data(), activations[1][l].data(),
+                            activations[0][l].size() * sizeof(float)))
+          << "layer " << l;
+    }
+    EXPECT_EQ(stats[0].SerializeAsString(), stats[1].SerializeAsString());
+    // Both sides of the kink in A: positive entries, and zeros (ReLU) or
+    // negative ones (leaky).
+    for (const int l : {0, 1, 2}) {
+      const std::vector<float>& a = activations[1][l];
+      const auto positive =
+          std::count_if(a.begin(), a.end(), [](float v) { return v > 0; });
+      const auto other = l == 1 ? std::count_if(a.begin(), a.end(),
+                                                [](float v) { return v < 0; })
+                                : std::count(a.begin(), a.end(), 0.0f);
+      EXPECT_GT(positive, 0) << "layer " << l;
+      EXPECT_GT(other, 0) << "layer " << l;
     }
   }
 }
