@@ -30,7 +30,10 @@ namespace gradwatch::engine {
 /// only.
 ///
 ///   StatsCollector collector(spec.monitoring(), *model);  // once per job
-///   // each collected step, right after Forward:
+///   // each collected step: the forward pass (ReLU layers' activations
+///   // written by the collector, with their statistics; or Forward()),
+///   // then the other layers' statistics:
+///   model->train_net().ForwardActivating(collector);
 ///   collector.CollectActivations();
 ///   // after Backward:
 ///   double grad_norm = collector.CollectGradients(*model, stats);
