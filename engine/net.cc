@@ -184,15 +184,21 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
       add_reorder(fwd, p.weights, fc_weights);
       also_both();
     }
+    auto add_inner_product =
+        [&](std::vector<std::function<void()>>& ops,
+            const dnnl::inner_product_forward::primitive_desc& pd,
+            const memory& dst) {
+          add(ops, dnnl::inner_product_forward(pd),
+              {{DNNL_ARG_SRC, fc_in},
+               {DNNL_ARG_WEIGHTS, fc_weights},
+               {DNNL_ARG_BIAS, p.bias},
+               {DNNL_ARG_DST, dst}},
+              stream_);
+        };
     dnnl::inner_product_forward::primitive_desc fc_pd(
         {fwd_kind, fc_in_md, fc_weights_md, bias_md, y_md}, engine_);
     la.fc_dst = new_mem(y_md);
-    add(fwd, dnnl::inner_product_forward(fc_pd),
-        {{DNNL_ARG_SRC, fc_in},
-         {DNNL_ARG_WEIGHTS, fc_weights},
-         {DNNL_ARG_BIAS, p.bias},
-         {DNNL_ARG_DST, la.fc_dst}},
-        stream_);
+    add_inner_product(fwd, fc_pd, la.fc_dst);
     also_activating();
     if (!fuse_relu) also_fused();
 
@@ -251,12 +257,7 @@ void Net::Build(std::vector<LayerParams>& params, int input_features,
         attr.set_post_ops(relu);
         const dnnl::inner_product_forward::primitive_desc fused_pd(
             {fwd_kind, fc_in_md, fc_weights_md, bias_md, y_md}, attr, engine_);
-        add(fused, dnnl::inner_product_forward(fused_pd),
-            {{DNNL_ARG_SRC, fc_in},
-             {DNNL_ARG_WEIGHTS, fc_weights},
-             {DNNL_ARG_BIAS, p.bias},
-             {DNNL_ARG_DST, la.act}},
-            stream_);
+        add_inner_product(fused, fused_pd, la.act);
       } else {
         also_fused();
       }

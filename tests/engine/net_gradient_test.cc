@@ -31,6 +31,7 @@
 #include "engine/random.h"
 #include "engine/spec_defaults.h"
 #include "engine/spec_validation.h"
+#include "engine/stats_collector.h"
 #include "gtest/gtest.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "tests/engine/reference_mlp.h"
@@ -376,9 +377,10 @@ std::vector<std::vector<float>> StepBuffers(Net& net, const Model& model) {
   return buffers;
 }
 
-// ForwardFused (ReLU as its inner product's post-op, Z not written) gives
-// the step exactly what Forward gives: activations, output, gradients.
-TEST_P(NetGradientTest, FusedForwardGivesTheSameStepBitForBit) {
+// ForwardFused (ReLU as its inner product's post-op, Z not written) and
+// ForwardActivating (ReLU's A written by the statistics collector) give the
+// step exactly what Forward gives: activations, output, gradients.
+TEST_P(NetGradientTest, EveryForwardPassGivesTheSameStepBitForBit) {
   const Case& c = GetParam();
   const v1::JobSpec spec = MakeSpec(c, kBatch, /*seed=*/17);
   const v1::JobSpec filled = WithDefaults(spec, kBatch);
@@ -388,23 +390,28 @@ TEST_P(NetGradientTest, FusedForwardGivesTheSameStepBitForBit) {
   ASSERT_TRUE(model.ok()) << model.status();
   Net& net = (*model)->train_net();
 
-  std::vector<std::vector<float>> steps[2];
-  for (const bool fused : {false, true}) {
+  StatsCollector collector(filled.monitoring(), **model);
+  std::vector<std::vector<float>> steps[3];
+  for (const int pass : {0, 1, 2}) {
     std::copy(data.x.begin(), data.x.end(), net.input());
-    fused ? net.ForwardFused() : net.Forward();
+    if (pass == 0) net.Forward();
+    if (pass == 1) net.ForwardFused();
+    if (pass == 2) net.ForwardActivating(collector);
     ComputeLoss(c.loss, net.output(), kBatch, width,
                 c.loss == v1::MSE ? nullptr : data.labels.data(),
                 c.loss == v1::MSE ? data.targets.data() : nullptr,
                 net.diff_output());
     net.Backward();
-    steps[fused ? 1 : 0] = StepBuffers(net, **model);
+    steps[pass] = StepBuffers(net, **model);
   }
-  ASSERT_EQ(steps[0].size(), steps[1].size());
-  for (size_t b = 0; b < steps[0].size(); ++b) {
-    ASSERT_EQ(steps[0][b].size(), steps[1][b].size());
-    EXPECT_EQ(0, std::memcmp(steps[0][b].data(), steps[1][b].data(),
-                             steps[0][b].size() * sizeof(float)))
-        << "buffer " << b;
+  for (const int pass : {1, 2}) {
+    ASSERT_EQ(steps[0].size(), steps[pass].size());
+    for (size_t b = 0; b < steps[0].size(); ++b) {
+      ASSERT_EQ(steps[0][b].size(), steps[pass][b].size());
+      EXPECT_EQ(0, std::memcmp(steps[0][b].data(), steps[pass][b].data(),
+                               steps[0][b].size() * sizeof(float)))
+          << "pass " << pass << ", buffer " << b;
+    }
   }
 }
 
