@@ -294,10 +294,6 @@ void ActivationStats::Compute(const float* z, const float* a, int rows) {
   Finish(z, a, rows);
 }
 
-bool ActivationStats::WritesActivation(const ActivationFunction& f) {
-  return f.kind == v1::RELU || f.kind == v1::LEAKY_RELU;
-}
-
 void ActivationStats::ComputePart(const float* z, const float* a, int rows,
                                   int part, int parts) {
   ComputePartImpl(z, a, nullptr, rows, part, parts);

@@ -81,10 +81,7 @@ class ActivationStats {
                    int parts);
   void Finish(const float* z, const float* a, int rows);
 
-  /// Whether f's activation can be written by the ...WritingActivation
-  /// calls: RELU and LEAKY_RELU.
-  static bool WritesActivation(const ActivationFunction& f);
-  /// Compute and ComputePart for an f that WritesActivation, writing A =
+  /// Compute and ComputePart for RELU and LEAKY_RELU only, writing A =
   /// f(Z) into `a` as they go instead of reading it: the activation and
   /// its statistics in one pass over Z. A is what oneDNN's eltwise_relu
   /// forward writes, bit for bit (slope 0: max(z, +0), so NaN and -0 give

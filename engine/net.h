@@ -74,10 +74,10 @@ class Net {
   /// oneDNN's eltwise primitive. Training only.
   void ForwardActivating(ActivationWriter& writer);
   /// Fills every parameter gradient of the LayerParams. Training only,
-  /// after Forward or ForwardFused. The input's gradient is not computed.
-  /// After Forward, ReLU's derivative is taken from Z as it is then (the
+  /// after one of the forward passes. The input's gradient is not
+  /// computed. ReLU's derivative is taken from Z as it is then (the
   /// curvature estimator pins Z entries to their side of the kink before
-  /// calling Backward); after ForwardFused, from A.
+  /// calling Backward), or from A after ForwardFused.
   void Backward();
 
   int batch() const { return batch_; }

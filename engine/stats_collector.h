@@ -78,11 +78,12 @@ class StatsCollector : public ActivationWriter {
   /// not depend on the split: ActivationStats::ComputePart).
   void CollectActivations();
 
-  /// For Net::ForwardActivating: writes layer `l`'s activation (ReLU or
-  /// leaky ReLU) from its Z and computes the layer's statistics in the
-  /// same pass (ActivationStats::ComputeWritingActivation), so that a
-  /// collected step reads each such layer once instead of three times
-  /// (the activation primitive, then Z and A for the statistics). The next
+  /// For Net::ForwardActivating, which calls it for ReLU and leaky ReLU
+  /// layers only: writes layer `l`'s activation from its Z and computes the
+  /// layer's statistics in the same pass
+  /// (ActivationStats::ComputeWritingActivation), so that a collected step
+  /// reads each such layer once instead of three times (the activation
+  /// primitive, then Z and A for the statistics). The next
   /// CollectActivations computes only the other layers.
   void WriteActivation(int l) override;
 
