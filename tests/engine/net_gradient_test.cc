@@ -217,6 +217,14 @@ void ExpectClose(const std::vector<double>& want, const float* got,
       << ", reference " << want[worst_index];
 }
 
+// The case's loss on the net's output, its gradient written to the net.
+LossResult CaseLoss(const Case& c, const Examples& data, Net& net) {
+  return ComputeLoss(c.loss, net.output(), kBatch, OutputWidth(c.loss),
+                     c.loss == v1::MSE ? nullptr : data.labels.data(),
+                     c.loss == v1::MSE ? data.targets.data() : nullptr,
+                     net.diff_output());
+}
+
 class NetGradientTest : public testing::TestWithParam<Case> {};
 
 TEST_P(NetGradientTest, EngineMatchesReferenceAndReferenceMatchesFiniteDiff) {
@@ -236,10 +244,7 @@ TEST_P(NetGradientTest, EngineMatchesReferenceAndReferenceMatchesFiniteDiff) {
   // (a) forward, loss, dL/d(output) and every gradient against the reference.
   std::copy(data.x.begin(), data.x.end(), net.input());
   net.Forward();
-  const LossResult loss = ComputeLoss(
-      c.loss, net.output(), kBatch, width,
-      c.loss == v1::MSE ? nullptr : data.labels.data(),
-      c.loss == v1::MSE ? data.targets.data() : nullptr, net.diff_output());
+  const LossResult loss = CaseLoss(c, data, net);
   net.Backward();
 
   const ReferenceTrace trace =
@@ -384,11 +389,10 @@ TEST_P(NetGradientTest, EveryForwardPassGivesTheSameStepBitForBit) {
   const Case& c = GetParam();
   const v1::JobSpec spec = MakeSpec(c, kBatch, /*seed=*/17);
   const v1::JobSpec filled = WithDefaults(spec, kBatch);
-  const Examples data = ExamplesOf(spec);
-  const int width = OutputWidth(c.loss);
   auto model = Model::Create(filled, kInputs, kBatch);
   ASSERT_TRUE(model.ok()) << model.status();
   Net& net = (*model)->train_net();
+  const Examples data = ExamplesOf(spec);
 
   StatsCollector collector(filled.monitoring(), **model);
   std::vector<std::vector<float>> steps[3];
@@ -397,10 +401,7 @@ TEST_P(NetGradientTest, EveryForwardPassGivesTheSameStepBitForBit) {
     if (pass == 0) net.Forward();
     if (pass == 1) net.ForwardFused();
     if (pass == 2) net.ForwardActivating(collector);
-    ComputeLoss(c.loss, net.output(), kBatch, width,
-                c.loss == v1::MSE ? nullptr : data.labels.data(),
-                c.loss == v1::MSE ? data.targets.data() : nullptr,
-                net.diff_output());
+    CaseLoss(c, data, net);
     net.Backward();
     steps[pass] = StepBuffers(net, **model);
   }
