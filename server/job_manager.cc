@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "engine/trainer.h"
 #include "server/proto_time.h"
+#include "server/thread_name.h"
 
 namespace gradwatch::server {
 namespace {
@@ -410,6 +411,7 @@ absl::StatusOr<v1::Model> JobManager::GetModel(const std::string& job_id,
 }
 
 void JobManager::SweepLoop() {
+  NameCurrentThread("gw-retention");
   // A few sweeps per retention period: a job outlives it by a quarter at
   // most, and a long retention costs one scan a minute.
   const absl::Duration period = std::clamp(
@@ -459,6 +461,7 @@ bool JobManager::WorkAvailable() const { return stopping_ || !queue_.empty(); }
 bool JobManager::NothingRunning() const { return running_ == 0; }
 
 void JobManager::WorkerLoop() {
+  NameCurrentThread("gw-job");
   while (true) {
     std::shared_ptr<Entry> entry;
     {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/thread_name.h"
 
 namespace gradwatch::server {
 namespace {
@@ -290,7 +291,10 @@ SqliteJobStore::SqliteJobStore(
     : next_sequence_(std::move(next_sequence)),
       db_(db),
       statements_(std::move(statements)) {
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::thread([this] {
+    NameCurrentThread("gw-store-write");
+    WriterLoop();
+  });
 }
 
 SqliteJobStore::~SqliteJobStore() {

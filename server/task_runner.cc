@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "server/thread_name.h"
+
 namespace gradwatch::server {
 
 TaskRunner::TaskRunner(int threads) {
@@ -24,6 +26,7 @@ void TaskRunner::Post(std::function<void()> task) {
 bool TaskRunner::Ready() const { return stopping_ || !tasks_.empty(); }
 
 void TaskRunner::Loop() {
+  NameCurrentThread("gw-task");
   while (true) {
     std::function<void()> task;
     {

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/status_util.h"
+#include "server/thread_name.h"
 
 namespace gradwatch::server {
 namespace {
@@ -52,6 +53,7 @@ class WritePump {
   }
 
   void Loop() {
+    NameCurrentThread("gw-stream-pump");
     std::vector<std::function<void()>> batch;
     while (true) {
       {

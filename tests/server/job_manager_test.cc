@@ -1,5 +1,7 @@
 #include "server/job_manager.h"
 
+#include <pthread.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -91,6 +93,49 @@ v1::PredictRequest PredictRows(const std::string& job_id) {
 
 // A job whose history passes max_history_bytes is stopped within a step
 // and ends FAILED, its summary naming the flag.
+// Records the name of the first thread that appends to a history: the
+// training thread, which listeners hear from.
+class AppendingThreadName : public HistoryListener {
+ public:
+  void OnHistoryChanged() override {
+    absl::MutexLock lock(&mu_);
+    if (!name_.empty()) return;
+    char name[16] = {};
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    name_ = name;
+  }
+  std::string Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](std::string* name) { return !name->empty(); }, &name_));
+    return name_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string name_ ABSL_GUARDED_BY(mu_);
+};
+
+// So that `top -H` and perf tell a job's training apart from the
+// server's other threads.
+TEST(JobManagerTest, TrainsOnAThreadNamedForJobs) {
+  auto manager = JobManager::Create(Options(), nullptr);
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  v1::JobSpec spec = SpiralsSpec();
+  spec.mutable_training()->set_steps(1000000);
+  auto job = (*manager)->Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto history = (*manager)->History(job->id());
+  ASSERT_TRUE(history.ok());
+  auto listener = std::make_shared<AppendingThreadName>();
+  ASSERT_TRUE((*history)->AddListener(listener).ok());
+
+  EXPECT_EQ(listener->Wait(), "gw-job");
+  ASSERT_TRUE((*manager)->Cancel(job->id()).ok());
+  WaitForEnd(**manager, job->id());
+  (*history)->RemoveListener(listener.get());
+}
+
 TEST(JobManagerTest, AJobWhoseHistoryOutgrowsTheLimitFails) {
   JobManagerOptions options = Options();
   options.max_history_bytes = 4000;
