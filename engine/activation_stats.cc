@@ -190,8 +190,9 @@ struct LaneSums {
   CountLanes z_negative = {};
 
   // One vector of entries into set h; NaN is skipped by the extrema.
-  [[gnu::always_inline]] void Add(int h, const SumLanes& z, const SumLanes& a, const SumLanes& z_shift,
-           const SumLanes& a_shift) {
+  [[gnu::always_inline]] void Add(int h, const SumLanes& z, const SumLanes& a,
+                                  const SumLanes& z_shift,
+                                  const SumLanes& a_shift) {
     const SumLanes ad = a - a_shift;
     const SumLanes zd = z - z_shift;
     a_sum[h] += ad;
@@ -203,34 +204,77 @@ struct LaneSums {
     z_max = z > z_max ? z : z_max;
   }
 
-  // The lanes added in a fixed order.
+  // The lanes added in a fixed order. Read through arrays: indexing the
+  // vectors' lanes at run time would keep them in memory in the loop.
   [[gnu::always_inline]] ChunkSums Reduce() const {
+    float lanes[7][kSumLanes];
+    int32_t negative[kSumLanes];
+    const SumLanes pairs[4] = {
+        a_sum[0] + a_sum[1], a_sum_squares[0] + a_sum_squares[1],
+        z_sum[0] + z_sum[1], z_sum_squares[0] + z_sum_squares[1]};
+    std::memcpy(lanes, pairs, sizeof(pairs));
+    std::memcpy(lanes[4], &z_min, sizeof(z_min));
+    std::memcpy(lanes[5], &z_max, sizeof(z_max));
+    std::memcpy(negative, &z_negative, sizeof(negative));
     ChunkSums out{0, 0, 0, 0, 0, kInf, -kInf};
     for (int k = 0; k < kSumLanes; ++k) {
-      out.a_sum += a_sum[0][k] + a_sum[1][k];
-      out.a_sum_squares += a_sum_squares[0][k] + a_sum_squares[1][k];
-      out.z_sum += z_sum[0][k] + z_sum[1][k];
-      out.z_sum_squares += z_sum_squares[0][k] + z_sum_squares[1][k];
-      out.z_negative += z_negative[k];
-      out.z_min = z_min[k] < out.z_min ? z_min[k] : out.z_min;
-      out.z_max = z_max[k] > out.z_max ? z_max[k] : out.z_max;
+      out.a_sum += lanes[0][k];
+      out.a_sum_squares += lanes[1][k];
+      out.z_sum += lanes[2][k];
+      out.z_sum_squares += lanes[3][k];
+      out.z_negative += negative[k];
+      out.z_min = lanes[4][k] < out.z_min ? lanes[4][k] : out.z_min;
+      out.z_max = lanes[5][k] > out.z_max ? lanes[5][k] : out.z_max;
     }
     return out;
   }
 };
 
+// Where a chunk's loop marks ReLU's active units: active[u] |= -1 for
+// each entry of unit u with z > 0 or NaN (f' != 0), for the chunk's first
+// entry of unit `unit` in rows of `units`. Null active: not marked.
+struct ActiveMarks {
+  int32_t* active;
+  int unit;
+  int units;
+};
+
 // The sums of one chunk of n entries around the shifts. kWrite: ReLU's A
 // is computed from z with `slope`, stored to a, and summed from registers;
 // otherwise A is read from a. Either way A's values, and so the sums, are
-// the same bit for bit. The last n % 16 entries go into lane 0 of set 0.
-template <bool kWrite>
-[[gnu::always_inline]] inline ChunkSums SumChunkIn(const float* z, float* a, int n, float z_shift,
-                            float a_shift, float slope) {
+// the same bit for bit, as they are whether units are marked or not. The
+// last n % 16 entries are added one by one after the lanes.
+template <bool kWrite, bool kMark>
+[[gnu::always_inline]] inline ChunkSums SumChunkIn(const float* z, float* a,
+                                                   int n, float z_shift,
+                                                   float a_shift, float slope,
+                                                   ActiveMarks marks) {
   LaneSums sums;
   const SumLanes zs = SumLanes{} + z_shift;
   const SumLanes as = SumLanes{} + a_shift;
   const SumLanes zero = {};
   const SumLanes slopes = SumLanes{} + slope;
+  int unit = marks.unit;  // of the next entry
+  // A vector of entries within one row marks its units with one OR; one
+  // that runs into the next row (once a row, when units % 16 != 0) lane by
+  // lane.
+  auto mark = [&](const SumLanes& zv) [[gnu::always_inline]] {
+    const CountLanes on = ~(zv <= 0.0f);
+    int32_t* active = marks.active;
+    if (unit + kSumLanes <= marks.units) {
+      CountLanes flags;
+      std::memcpy(&flags, active + unit, sizeof(flags));
+      flags |= on;
+      std::memcpy(active + unit, &flags, sizeof(flags));
+      unit += kSumLanes;
+      if (unit == marks.units) unit = 0;
+    } else {
+      for (int k = 0; k < kSumLanes; ++k) {
+        active[(unit + k) % marks.units] |= on[k];
+      }
+      unit = (unit + kSumLanes) % marks.units;
+    }
+  };
   // Entries [at, at + kSumLanes) into set h.
   auto add = [&](int at, int h) [[gnu::always_inline]] {
     SumLanes zv, av;
@@ -242,6 +286,7 @@ template <bool kWrite>
       LoadLanes(a + at, av);
     }
     sums.Add(h, zv, av, zs, as);
+    if constexpr (kMark) mark(zv);
   };
   int i = 0;
   for (; i + 2 * kSumLanes <= n; i += 2 * kSumLanes) {
@@ -263,21 +308,31 @@ template <bool kWrite>
     out.z_negative += zf < 0.0f;
     out.z_min = zf < out.z_min ? zf : out.z_min;
     out.z_max = zf > out.z_max ? zf : out.z_max;
+    if constexpr (kMark) {
+      if (!(zf <= 0.0f)) marks.active[unit] = -1;
+      if (++unit == marks.units) unit = 0;
+    }
   }
   return out;
 }
 
 GRADWATCH_WIDE_CLONES
 void SumChunk(const float* z, const float* a, int n, float z_shift,
-              float a_shift, ChunkSums* out) {
-  // Not written: the kWrite = false instance only reads a.
-  *out = SumChunkIn<false>(z, const_cast<float*>(a), n, z_shift, a_shift, 0);
+              float a_shift, ActiveMarks marks, ChunkSums* out) {
+  // Not written: the kWrite = false instances only read a.
+  float* const a_in = const_cast<float*>(a);
+  *out = marks.active != nullptr
+             ? SumChunkIn<false, true>(z, a_in, n, z_shift, a_shift, 0, marks)
+             : SumChunkIn<false, false>(z, a_in, n, z_shift, a_shift, 0, marks);
 }
 
 GRADWATCH_WIDE_CLONES
 void WriteReluAndSumChunk(const float* z, float* a, int n, float slope,
-                          float z_shift, float a_shift, ChunkSums* out) {
-  *out = SumChunkIn<true>(z, a, n, z_shift, a_shift, slope);
+                          float z_shift, float a_shift, ActiveMarks marks,
+                          ChunkSums* out) {
+  *out = marks.active != nullptr
+             ? SumChunkIn<true, true>(z, a, n, z_shift, a_shift, slope, marks)
+             : SumChunkIn<true, false>(z, a, n, z_shift, a_shift, slope, marks);
 }
 
 // The same sums in double, for chunks whose f32 sums overflowed.
@@ -298,22 +353,29 @@ int SumChunkInDouble(const float* z, const float* a, int n, float z_shift,
   return z_nonfinite;
 }
 
-// A value near the mean of the first entries, so that the shifted sums do
-// not cancel; 0 if none is finite.
+// Values near the means of z and a over their first m <= kShiftSample
+// entries, so that the shifted sums do not cancel: the means of the
+// finite ones (0 if none is), in f32 (only the shift's nearness matters).
+// One pass for both: its reductions cost more than its additions.
 GRADWATCH_WIDE_CLONES
-float Shift(const float* x, int64_t n) {
-  const int m = static_cast<int>(std::min<int64_t>(n, kShiftSample));
-  double sum = 0;
-  int count = 0;
-#pragma omp simd reduction(+ : sum, count)
+void HeadShifts(const float* z, const float* a, int m, float* z_shift,
+                float* a_shift) {
+  float z_sum = 0, a_sum = 0;
+  int z_count = 0, a_count = 0;
+#pragma omp simd reduction(+ : z_sum, a_sum, z_count, a_count)
   for (int i = 0; i < m; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, x + i, sizeof(bits));
-    const bool finite = (bits & kAbsMask) < kInfBits;
-    sum += finite ? static_cast<double>(x[i]) : 0.0;
-    count += finite;
+    uint32_t z_bits, a_bits;
+    std::memcpy(&z_bits, z + i, sizeof(z_bits));
+    std::memcpy(&a_bits, a + i, sizeof(a_bits));
+    const bool z_finite = (z_bits & kAbsMask) < kInfBits;
+    const bool a_finite = (a_bits & kAbsMask) < kInfBits;
+    z_sum += z_finite ? z[i] : 0.0f;
+    a_sum += a_finite ? a[i] : 0.0f;
+    z_count += z_finite;
+    a_count += a_finite;
   }
-  return count > 0 ? static_cast<float>(sum / count) : 0.0f;
+  *z_shift = z_count > 0 ? z_sum / static_cast<float>(z_count) : 0.0f;
+  *a_shift = a_count > 0 ? a_sum / static_cast<float>(a_count) : 0.0f;
 }
 
 double ShiftedStd(double sum, double sum_squares, double n) {
@@ -358,9 +420,11 @@ double ActivationFunction::MaxDerivative() const {
 
 ActivationStats::ActivationStats(const ActivationFunction& f, int units,
                                  int max_rows, double saturation_eps,
-                                 const v1::HistogramSpec& histogram)
+                                 const v1::HistogramSpec& histogram,
+                                 int max_parts)
     : f_(f),
       units_(units),
+      max_parts_(std::max(max_parts, 1)),
       saturation_threshold_(
           static_cast<float>(saturation_eps * f.MaxDerivative())),
       max_abs_derivative_(units, 0.0f),
@@ -368,6 +432,12 @@ ActivationStats::ActivationStats(const ActivationFunction& f, int units,
       saturated_(units, 0),
       chunk_sums_((static_cast<int64_t>(max_rows) * units + kMomentChunk - 1) /
                   kMomentChunk) {
+  // ReLU (leaky with slope 0) is inactive where z <= 0: the chunk loops
+  // mark the active units as they read z.
+  if (f.kind == v1::RELU ||
+      (f.kind == v1::LEAKY_RELU && f.negative_slope == 0.0f)) {
+    part_active_.assign(static_cast<size_t>(max_parts_) * units, 0);
+  }
   if (histogram.enabled() && histogram.bins() >= 2 &&
       histogram.min() < histogram.max()) {
     histogram_bins_ = static_cast<int>(histogram.bins());
@@ -417,24 +487,32 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
   // ReLU's derivative reads z only: while A is being written (by the other
   // parts too), z stands in for it.
   const float* a_in = a_out != nullptr ? z : a;
-  ComputeMaxAbsDerivative(f_, gelu_stop, z + unit_begin, a_in + unit_begin,
-                          rows, units_, unit_end - unit_begin,
-                          max_abs_derivative_.data() + unit_begin);
+  int32_t* active = nullptr;
+  if (!part_active_.empty() && parts <= max_parts_) {
+    active = part_active_.data() + static_cast<int64_t>(part) * units_;
+    std::fill(active, active + units_, 0);
+  } else {
+    ComputeMaxAbsDerivative(f_, gelu_stop, z + unit_begin, a_in + unit_begin,
+                            rows, units_, unit_end - unit_begin,
+                            max_abs_derivative_.data() + unit_begin);
+  }
 
   const int64_t n = static_cast<int64_t>(rows) * units_;
   const int64_t chunks = (n + kMomentChunk - 1) / kMomentChunk;
-  const float z_shift = Shift(z, n);
-  float a_shift;
+  const int head = static_cast<int>(std::min<int64_t>(n, kShiftSample));
+  float z_shift, a_shift;
   if (a_out != nullptr) {
     // From the first entries' A, computed here: other parts write them.
-    float head[kShiftSample];
-    const int64_t m = std::min<int64_t>(n, kShiftSample);
-    for (int64_t i = 0; i < m; ++i) head[i] = Relu(z[i], f_.negative_slope);
-    a_shift = Shift(head, m);
+    float a_head[kShiftSample];
+    for (int i = 0; i < head; ++i) a_head[i] = Relu(z[i], f_.negative_slope);
+    HeadShifts(z, a_head, head, &z_shift, &a_shift);
   } else {
-    a_shift = Shift(a, n);
+    HeadShifts(z, a, head, &z_shift, &a_shift);
   }
-  if (part == 0) shifts_ = {z_shift, a_shift};  // for Finish
+  if (part == 0) {  // for Finish
+    shifts_ = {z_shift, a_shift};
+    marked_parts_ = active != nullptr ? parts : 0;
+  }
   for (int64_t c = chunks * part / parts; c < chunks * (part + 1) / parts;
        ++c) {
     const int64_t start = c * kMomentChunk;
@@ -442,16 +520,30 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
         static_cast<int>(std::min<int64_t>(kMomentChunk, n - start));
     // A written is summed as it is written; the same values in the same
     // order as Compute reading it: the same figures, bit for bit.
+    const ActiveMarks marks{active, static_cast<int>(start % units_), units_};
     if (a_out != nullptr) {
       WriteReluAndSumChunk(z + start, a_out + start, count, f_.negative_slope,
-                           z_shift, a_shift, &chunk_sums_[c]);
+                           z_shift, a_shift, marks, &chunk_sums_[c]);
     } else {
-      SumChunk(z + start, a + start, count, z_shift, a_shift, &chunk_sums_[c]);
+      SumChunk(z + start, a + start, count, z_shift, a_shift, marks,
+               &chunk_sums_[c]);
     }
   }
 }
 
 void ActivationStats::Finish(const float* z, const float* a, int rows) {
+  if (marked_parts_ > 0) {
+    // The parts' marks gathered in part 0's; ReLU's |f'| is 1 on an active
+    // entry, so the largest is 1 or 0.
+    int32_t* active = part_active_.data();
+    for (int p = 1; p < marked_parts_; ++p) {
+      const int32_t* part = active + static_cast<int64_t>(p) * units_;
+      for (int j = 0; j < units_; ++j) active[j] |= part[j];
+    }
+    for (int j = 0; j < units_; ++j) {
+      max_abs_derivative_[j] = active[j] != 0 ? 1.0f : 0.0f;
+    }
+  }
   const float* max_abs = max_abs_derivative_.data();
   for (int j = 0; j < units_; ++j) {
     inactive_[j] = max_abs[j] == 0.0f;

@@ -54,9 +54,10 @@ struct ActivationMoments {
 ///
 /// Both unit tests reduce to the largest |f'| of each unit over the batch
 /// (0: inactive; below eps * max f': saturated), one vectorized max per
-/// entry. Sums are accumulated in f32 over chunks around a shift near the
-/// mean, then in double (relative error about 1e-6; a chunk whose f32 sums
-/// overflow is summed again in double).
+/// entry; for RELU, whose |f'| is 0 or 1, the loop that sums the entries
+/// marks the units with an active one instead. Sums are accumulated in f32 over
+/// chunks around a shift near the mean, then in double (relative error about
+/// 1e-6; a chunk whose f32 sums overflow is summed again in double).
 ///
 /// Every buffer is allocated in the constructor; Compute allocates
 /// nothing. Not thread-safe: one caller at a time, except for the parts
@@ -64,10 +65,14 @@ struct ActivationMoments {
 class ActivationStats {
  public:
   /// Compute takes at most `max_rows` rows. `histogram` is used when
-  /// enabled (bins >= 2, min < max; defaults filled).
+  /// enabled (bins >= 2, min < max; defaults filled). A split computation
+  /// of up to `max_parts` parts tells RELU's inactive units in the pass
+  /// over the entries; of more parts, in a pass of its own (the same
+  /// figures either way).
   ActivationStats(const ActivationFunction& f, int units, int max_rows,
                   double saturation_eps,
-                  const gradwatch::v1::HistogramSpec& histogram);
+                  const gradwatch::v1::HistogramSpec& histogram,
+                  int max_parts = 1);
 
   /// One pass over the batch's Z and A, `rows` rows of `units()` values.
   void Compute(const float* z, const float* a, int rows);
@@ -137,12 +142,18 @@ class ActivationStats {
 
   ActivationFunction f_;
   int units_;
+  int max_parts_;
   float saturation_threshold_;  // eps * max f', 0 when f never saturates
   std::vector<float> max_abs_derivative_;
   std::vector<uint8_t> inactive_;
   std::vector<uint8_t> saturated_;
   std::vector<ChunkSums> chunk_sums_;  // one per kMomentChunk entries
   std::pair<float, float> shifts_;     // of Z and A, from ComputePart
+  // RELU: per part, per unit, -1 if the part's entries of the unit hold
+  // one with z > 0 or NaN; marked_parts_ parts of the last computation
+  // marked theirs (0: the maxima of |f'| were computed instead).
+  std::vector<int32_t> part_active_;
+  int marked_parts_ = 0;
   int inactive_units_ = 0;
   int saturated_units_ = 0;
   ActivationMoments moments_;

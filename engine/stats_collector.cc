@@ -74,6 +74,9 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     : train_net_(&model.train_net()),
       window_(static_cast<uint16_t>(
           std::clamp<uint32_t>(monitoring.dead_window(), 1, kMaxDeadWindow))) {
+  const int64_t batch = train_net_->batch();
+  for (const LayerParams& p : model.params()) total_entries_ += batch * p.units;
+  const int parts = ActivationThreads();
   layers_.reserve(model.params().size());
   int max_units = 0;
   for (const LayerParams& p : model.params()) {
@@ -81,7 +84,8 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     layers_.push_back(LayerState{
         f,
         ActivationStats(f, p.units, model.train_net().batch(),
-                        monitoring.saturation_eps(), monitoring.histograms()),
+                        monitoring.saturation_eps(), monitoring.histograms(),
+                        parts),
         std::vector<uint16_t>(p.units, 0),
         0,
         std::vector<uint8_t>(p.units, 1),
@@ -104,8 +108,6 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     tensor += TensorsOf(p);
   }
   gather_scratch_.resize(most_gathered);
-  const int64_t batch = train_net_->batch();
-  for (const LayerParams& p : model.params()) total_entries_ += batch * p.units;
 }
 
 void StatsCollector::Collect(const Model& model,

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -482,6 +483,81 @@ TEST(ActivationStatsTest, SplitComputationMatchesWholeForAnyParts) {
       EXPECT_EQ(whole.inactive_units(), units / 5);
     }
     EXPECT_TRUE(std::isfinite(whole.moments().z_std)) << kind;
+  }
+}
+
+// With up to max_parts parts, RELU's units are marked active in the loop
+// that sums the entries; beyond, the maxima of |f'| are computed by a pass
+// of their own. Both must give the same flags and, bit for bit, the same
+// sums, reading A or writing it, for any row length: rows shorter than a
+// vector of 16 lanes, rows that are not a multiple of 16 (a vector then
+// runs into the next row), and batches that end mid-vector.
+TEST(ActivationStatsTest, ReluMarksInTheSumLoopMatchTheSeparatePass) {
+  const ActivationFunction f = Function(v1::RELU);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int units : {5, 16, 37, 64, 100}) {
+    const int rows = 2100 / units + 3;  // several chunks; a ragged end
+    const int n = rows * units;
+    std::vector<float> z(n);
+    for (int i = 0; i < n; ++i) {
+      const int j = i % units, r = i / units;
+      float v = normal(rng);
+      if (j % 3 == 0) v = r % 2 == 0 ? -std::fabs(v) : -0.0f;  // dead
+      if (j == 1) v = r == rows - 1 ? 1e-30f : -1.0f;          // last row only
+      if (j == 2) v = r == rows / 2 ? kNaN : -1.0f;            // NaN: active
+      z[i] = v;
+    }
+    std::vector<float> a(n);
+    for (int i = 0; i < n; ++i) a[i] = Apply(f, z[i]);
+    std::vector<uint8_t> naive(units, 1);
+    for (int i = 0; i < n; ++i) {
+      if (!(z[i] <= 0.0f)) naive[i % units] = 0;
+    }
+    for (int parts : {1, 2, 3}) {
+      for (bool write : {false, true}) {
+        ActivationStats marked(f, units, rows, 1e-3, NoHistogram(), 3);
+        ActivationStats separate(f, units, rows, 1e-3, NoHistogram(), 1);
+        std::vector<float> a_marked(n, 7.0f), a_separate(n, 7.0f);
+        for (ActivationStats* stats : {&marked, &separate}) {
+          // The separate pass needs more parts than max_parts 1.
+          const int p = stats == &separate ? parts + 1 : parts;
+          float* out = stats == &marked ? a_marked.data() : a_separate.data();
+          for (int part = 0; part < p; ++part) {
+            if (write) {
+              stats->ComputePartWritingActivation(z.data(), out, rows, part, p);
+            } else {
+              stats->ComputePart(z.data(), a.data(), rows, part, p);
+            }
+          }
+          stats->Finish(z.data(), write ? out : a.data(), rows);
+        }
+        const std::string where = "units " + std::to_string(units) + " parts " +
+                                  std::to_string(parts) +
+                                  (write ? " writing" : " reading");
+        EXPECT_THAT(marked.inactive(), ElementsAreArray(naive)) << where;
+        EXPECT_THAT(separate.inactive(), ElementsAreArray(naive)) << where;
+        EXPECT_THAT(marked.max_abs_derivative(),
+                    ElementsAreArray(separate.max_abs_derivative()))
+            << where;
+        // Z's sums hold the planted NaN; A's are finite.
+        const ActivationMoments& m = marked.moments();
+        const ActivationMoments& s = separate.moments();
+        EXPECT_TRUE(std::isfinite(m.a_std)) << where;
+        EXPECT_EQ(m.a_mean, s.a_mean) << where;
+        EXPECT_EQ(m.a_std, s.a_std) << where;
+        EXPECT_TRUE(std::isnan(m.z_mean) && std::isnan(s.z_mean)) << where;
+        EXPECT_EQ(m.z_min, s.z_min) << where;
+        EXPECT_EQ(m.z_max, s.z_max) << where;
+        EXPECT_EQ(m.z_negative_fraction, s.z_negative_fraction) << where;
+        if (write) {
+          EXPECT_EQ(std::memcmp(a_marked.data(), a_separate.data(),
+                                n * sizeof(float)),
+                    0)
+              << where;
+        }
+      }
+    }
   }
 }
 
