@@ -17,6 +17,10 @@ constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kInfBits = 0x7f800000u;
 constexpr uint32_t kMinNormalBits = 0x00800000u;
 constexpr int kSubnormalBins = 23;  // exponents -149 .. -127
+static_assert(sizeof(GradientSummary::subnormal_scratch) ==
+              kSubnormalBins * sizeof(uint64_t));
+static_assert(sizeof(GradientSummary::field_scratch) ==
+              kFieldValues * sizeof(uint64_t));
 // Exponent histogram index of the biased exponent field f of a normal
 // value: (f - 127) - kMinExponent.
 constexpr int kNormalIndexOffset = -127 - kMinExponent;
@@ -87,8 +91,12 @@ bool FloatSumsSuffice(uint32_t max_abs_bits) {
 }
 
 // The sweep of a part of the buffer. Integer counts merge exactly; the
-// floating-point sums are merged in a fixed order by the caller.
+// floating-point sums are merged in a fixed order by the caller. The
+// counts live in the caller's arrays, zero when the sweep starts.
 struct Partial {
+  Partial(uint64_t* fields, uint64_t* subnormals)
+      : field_counts(fields), subnormal_counts(subnormals) {}
+
   double sum_squares = 0;
   double sum_abs = 0;
   uint32_t max_abs_bits = 0;
@@ -99,9 +107,9 @@ struct Partial {
   uint8_t min_field = 255;
   uint8_t max_field = 0;
   bool has_subnormals = false;
-  std::array<uint64_t, kFieldValues> field_counts{};
+  uint64_t* field_counts;  // kFieldValues
   // By the bit length of the mantissa: index = exponent - kMinExponent.
-  std::array<uint64_t, kSubnormalBins> subnormal_counts{};
+  uint64_t* subnormal_counts;  // kSubnormalBins
 
   void MergeCounts(const Partial& other) {
     max_abs_bits = std::max(max_abs_bits, other.max_abs_bits);
@@ -249,8 +257,8 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
         windows.top = std::clamp(HighestFiniteField(block, n), 1, 254);
       }
       BlockFigures figures;
-      SweepBlockFused(block, n, windows, p.field_counts.data(),
-                      p.subnormal_counts.data(), &figures);
+      SweepBlockFused(block, n, windows, p.field_counts, p.subnormal_counts,
+                      &figures);
       sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
               figures.zeros};
       lo = figures.lo;
@@ -268,11 +276,11 @@ void SweepRange(const float* g, int64_t begin, int64_t end,
         lo = figures.lo;
         hi = figures.hi;
         p.field_counts[0] += static_cast<uint64_t>(n - nonzero);
-        CountExponentFields(fields, nonzero, lo, hi, p.field_counts.data());
+        CountExponentFields(fields, nonzero, lo, hi, p.field_counts);
       } else {
         SumBlockFloat(block, n, &sums);
         ExponentFields(block, n, fields, &lo, &hi);
-        CountExponentFields(fields, n, lo, hi, p.field_counts.data());
+        CountExponentFields(fields, n, lo, hi, p.field_counts);
       }
       if (p.field_counts[0] - tiny_before > sums.zeros) {
         p.has_subnormals = true;
@@ -326,7 +334,7 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
     threads = static_cast<int>(
         std::min<int64_t>({omp_get_max_threads(), blocks, kMaxSweepThreads}));
   }
-  Partial total;
+  Partial total(out.field_scratch.data(), out.subnormal_scratch.data());
   if (threads <= 1) {
     SweepRange(grad, 0, n, windows, total);
   } else {
@@ -342,7 +350,9 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
       if (t == 0) team = size;
       const int64_t begin = blocks * t / size * kBlock;
       const int64_t end = std::min(n, blocks * (t + 1) / size * kBlock);
-      Partial mine;
+      std::array<uint64_t, kFieldValues> fields{};
+      std::array<uint64_t, kSubnormalBins> subnormals{};
+      Partial mine(fields.data(), subnormals.data());
       SweepRange(grad, begin, end, windows, mine);
       sum_squares[t] = mine.sum_squares;
       sum_abs[t] = mine.sum_abs;
@@ -371,17 +381,23 @@ void SweepGradient(const float* grad, int64_t n, int64_t padding,
   const bool has_normals = total.min_field <= total.max_field;
   int first = has_normals ? total.min_field + kNormalIndexOffset : 0;
   int end = has_normals ? total.max_field + kNormalIndexOffset + 1 : 0;
+  uint64_t* const fields = total.field_counts;
+  uint64_t* const subnormals = total.subnormal_counts;
   if (total.has_subnormals) {
-    std::copy(total.subnormal_counts.begin(), total.subnormal_counts.end(),
-              counts.begin());
+    std::copy(subnormals, subnormals + kSubnormalBins, counts.begin());
+    std::fill(subnormals, subnormals + kSubnormalBins, 0);
     first = 0;
     end = std::max(end, kSubnormalBins);
   }
   if (has_normals) {
     for (int f = total.min_field; f <= total.max_field; ++f) {
-      counts[f + kNormalIndexOffset] = total.field_counts[f];
+      counts[f + kNormalIndexOffset] = fields[f];
     }
+    std::fill(fields + total.min_field, fields + total.max_field + 1, 0);
   }
+  // Every other field holds 0: counts are only ever added to the fields
+  // of entries.
+  fields[0] = fields[255] = 0;
   while (first < end && counts[first] == 0) ++first;
   while (end > first && counts[end - 1] == 0) --end;
   out.first_bin = first;

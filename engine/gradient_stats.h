@@ -40,6 +40,12 @@ struct GradientSummary {
   std::array<uint64_t, kExponentBins> exponent_counts{};
   int first_bin = 0;
   int end_bin = 0;
+  // SweepGradient's own counts, per biased exponent field (0 to 255) and
+  // per subnormal binade, zero between calls: a sweep clears only the
+  // entries it used, not all of them (which cost more than sweeping a
+  // bias of 64 entries).
+  std::array<uint64_t, 256> field_scratch{};
+  std::array<uint64_t, -126 - kMinExponent> subnormal_scratch{};
 
   double l2_norm() const;
   double mean_abs() const;

@@ -13,6 +13,7 @@
 namespace gradwatch::engine {
 namespace {
 
+using ::testing::Each;
 using ::testing::ElementsAre;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -243,6 +244,9 @@ TEST(GradientStatsTest, MatchesNaiveOnRandomBuffers) {
       SweepGradient(g.data(), c.n, 0, s);
       ExpectMatchesNaive(g, s);
     }
+    // A sweep leaves its scratch counts as it found them.
+    EXPECT_THAT(s.field_scratch, Each(0u));
+    EXPECT_THAT(s.subnormal_scratch, Each(0u));
   }
 }
 
