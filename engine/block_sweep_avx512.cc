@@ -168,9 +168,9 @@ GRADWATCH_AVX512_TARGET int FusedPass(const float* g, int n, int base,
   WindowCounter counters[kWindows];
   for (WindowCounter& c : counters) c.Clear();
   int tail_n = 0;
-  // Group at i; kFull: all its 256 entries are below n, loaded without
-  // masks (computing each vector's mask took a quarter of the group's
-  // instructions).
+  // The group at i. With `full` true (every one of its 256 entries is
+  // below n) the vectors are loaded without masks: computing each one's
+  // mask took a quarter of the group's instructions.
   auto group = [&](int i, auto full) GRADWATCH_AVX512_TARGET
       __attribute__((always_inline)) {
     __m512i d[16];
