@@ -484,14 +484,14 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
   // GELU's maximum stops mattering once it reaches both thresholds.
   const float gelu_stop =
       std::max(saturation_threshold_, std::numeric_limits<float>::min());
-  // ReLU's derivative reads z only: while A is being written (by the other
-  // parts too), z stands in for it.
-  const float* a_in = a_out != nullptr ? z : a;
   int32_t* active = nullptr;
   if (!part_active_.empty() && parts <= max_parts_) {
     active = part_active_.data() + static_cast<int64_t>(part) * units_;
     std::fill(active, active + units_, 0);
   } else {
+    // ReLU's derivative reads z only: while A is being written (by the
+    // other parts too), z stands in for it.
+    const float* a_in = a_out != nullptr ? z : a;
     ComputeMaxAbsDerivative(f_, gelu_stop, z + unit_begin, a_in + unit_begin,
                             rows, units_, unit_end - unit_begin,
                             max_abs_derivative_.data() + unit_begin);

@@ -79,9 +79,10 @@ class ActivationStats {
 
   /// Compute, split for several threads: ComputePart for each part in
   /// [0, parts), concurrently and once each, then Finish on one thread.
-  /// Each part takes a share of the units (the maxima of |f'|) and of the
-  /// entries (the sums, per fixed chunk, added up by Finish in order): the
-  /// figures do not depend on `parts`.
+  /// Each part takes a share of the units (the maxima of |f'|; for RELU,
+  /// up to max_parts parts, marks set with its entries instead, merged by
+  /// Finish) and of the entries (the sums, per fixed chunk, added up by
+  /// Finish in order): the figures do not depend on `parts`.
   void ComputePart(const float* z, const float* a, int rows, int part,
                    int parts);
   void Finish(const float* z, const float* a, int rows);
