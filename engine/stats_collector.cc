@@ -24,16 +24,20 @@ double Ratio(int64_t part, int64_t whole) {
                    : 0.0;
 }
 
-int TensorsOf(const LayerParams& p) { return p.has_bn ? 4 : 2; }
-
 // The layer's tensors in Model::ParamTensors() order; returns their count.
 int LayerTensors(const LayerParams& p, StatsCollector::TensorRef* refs) {
-  refs[0] = {"weights", Data(p.weights), Data(p.diff_weights),
-             Elements(p.weights_md), p.weights_padding};
-  refs[1] = {"bias", Data(p.bias), Data(p.diff_bias), p.units, 0};
+  refs[0] = {"weights",
+             Data(p.weights),
+             Data(p.diff_weights),
+             Elements(p.weights_md),
+             p.weights_padding,
+             {}};
+  refs[1] = {"bias", Data(p.bias), Data(p.diff_bias), p.units, 0, {}};
   if (!p.has_bn) return 2;
-  refs[2] = {"bn_scale", Data(p.bn_scale), Data(p.diff_bn_scale), p.units, 0};
-  refs[3] = {"bn_shift", Data(p.bn_shift), Data(p.diff_bn_shift), p.units, 0};
+  refs[2] = {"bn_scale", Data(p.bn_scale), Data(p.diff_bn_scale), p.units, 0,
+             {}};
+  refs[3] = {"bn_shift", Data(p.bn_shift), Data(p.diff_bn_shift), p.units, 0,
+             {}};
   return 4;
 }
 
@@ -79,34 +83,38 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
   const int parts = ActivationThreads();
   layers_.reserve(model.params().size());
   int max_units = 0;
-  for (const LayerParams& p : model.params()) {
+  size_t most_gathered = 0;
+  for (size_t l = 0; l < model.params().size(); ++l) {
+    const LayerParams& p = model.params()[l];
     const ActivationFunction f = ActivationFunction::FromSpec(p.spec);
+    const LayerActivations& la = train_net_->layer(static_cast<int>(l));
     layers_.push_back(LayerState{
         f,
-        ActivationStats(f, p.units, model.train_net().batch(),
+        ActivationStats(f, p.units, train_net_->batch(),
                         monitoring.saturation_eps(), monitoring.histograms(),
                         parts),
+        Data(la.z),
+        Data(la.act),
         std::vector<uint16_t>(p.units, 0),
         0,
         std::vector<uint8_t>(p.units, 1),
     });
-    num_tensors_ += TensorsOf(p);
     max_units = std::max(max_units, p.units);
+    first_tensor_.push_back(static_cast<int>(tensors_.size()));
+    TensorRef refs[4];
+    const int count = LayerTensors(p, refs);
+    if (p.weights_padding > 0 &&
+        Elements(p.weights_md) < kParallelSweepElements) {
+      refs[0].gather_index = RealEntries(p);
+      most_gathered = std::max(most_gathered, refs[0].gather_index.size());
+    }
+    for (int k = 0; k < count; ++k) tensors_.push_back(std::move(refs[k]));
   }
+  first_tensor_.push_back(static_cast<int>(tensors_.size()));
+  num_tensors_ = static_cast<int>(tensors_.size());
   dataset_scratch_.resize(max_units);
   written_.assign(layers_.size(), 0);
   summaries_.resize(num_tensors_);
-  gather_index_.resize(num_tensors_);
-  int tensor = 0;
-  size_t most_gathered = 0;
-  for (const LayerParams& p : model.params()) {
-    if (p.weights_padding > 0 &&
-        Elements(p.weights_md) < kParallelSweepElements) {
-      gather_index_[tensor] = RealEntries(p);
-      most_gathered = std::max(most_gathered, gather_index_[tensor].size());
-    }
-    tensor += TensorsOf(p);
-  }
   gather_scratch_.resize(most_gathered);
 }
 
@@ -119,22 +127,20 @@ void StatsCollector::Collect(const Model& model,
 
 double StatsCollector::CollectGradients(const Model& model,
                                         v1::StepStats* stats) {
-  const std::vector<LayerParams>& params = model.params();
-  const int num_layers = static_cast<int>(params.size());
+  const int num_layers = static_cast<int>(model.params().size());
   EnsureSize(stats->mutable_layers(), num_layers);
   double sum_squares = 0;
-  int tensor = 0;
   for (int l = 0; l < num_layers; ++l) {
-    const LayerParams& p = params[l];
+    const int first = first_tensor_[l];
+    const int count = first_tensor_[l + 1] - first;
     auto* tensors = stats->mutable_layers(l)->mutable_params();
-    EnsureSize(tensors, TensorsOf(p));
-    TensorRef refs[4];
-    const int count = LayerTensors(p, refs);
+    EnsureSize(tensors, count);
     for (int k = 0; k < count; ++k) {
-      const float* grad = refs[k].grad;
-      int64_t elements = refs[k].elements;
-      int64_t padding = refs[k].padding;
-      const std::vector<int32_t>& index = gather_index_[tensor];
+      const TensorRef& ref = tensors_[first + k];
+      const float* grad = ref.grad;
+      int64_t elements = ref.elements;
+      int64_t padding = ref.padding;
+      const std::vector<int32_t>& index = ref.gather_index;
       if (!index.empty()) {
         for (size_t i = 0; i < index.size(); ++i) {
           gather_scratch_[i] = grad[index[i]];
@@ -143,10 +149,10 @@ double StatsCollector::CollectGradients(const Model& model,
         elements = static_cast<int64_t>(index.size());
         padding = 0;
       }
-      GradientSummary& summary = summaries_[tensor++];
+      GradientSummary& summary = summaries_[first + k];
       SweepGradient(grad, elements, padding, summary);
       v1::TensorStats* out = tensors->Mutable(k);
-      out->set_name(refs[k].name);
+      out->set_name(ref.name);
       FillGradientStats(summary, out);
       sum_squares += summary.sum_squares;
     }
@@ -161,9 +167,8 @@ int StatsCollector::ActivationThreads() const {
 }
 
 void StatsCollector::WriteActivation(int l) {
-  const LayerActivations& la = train_net_->layer(l);
-  const float* z = Data(la.z);
-  float* a = Data(la.act);
+  const float* z = layers_[l].z;
+  float* a = layers_[l].act;
   const int batch = train_net_->batch();
   ActivationStats& stats = layers_[l].stats;
   const int threads = ActivationThreads();
@@ -185,8 +190,8 @@ void StatsCollector::CollectActivations() {
   if (threads <= 1) {
     for (int l = 0; l < num_layers; ++l) {
       if (written_[l]) continue;
-      const LayerActivations& la = train_net_->layer(l);
-      layers_[l].stats.Compute(Data(la.z), Data(la.act), batch);
+      LayerState& layer = layers_[l];
+      layer.stats.Compute(layer.z, layer.act, batch);
     }
   } else {
     // Every thread takes its part of every layer: equal shares of the
@@ -197,15 +202,14 @@ void StatsCollector::CollectActivations() {
       const int parts = omp_get_num_threads();
       for (int l = 0; l < num_layers; ++l) {
         if (written_[l]) continue;
-        const LayerActivations& la = train_net_->layer(l);
-        layers_[l].stats.ComputePart(Data(la.z), Data(la.act), batch, part,
-                                     parts);
+        LayerState& layer = layers_[l];
+        layer.stats.ComputePart(layer.z, layer.act, batch, part, parts);
       }
     }
     for (int l = 0; l < num_layers; ++l) {
       if (written_[l]) continue;
-      const LayerActivations& la = train_net_->layer(l);
-      layers_[l].stats.Finish(Data(la.z), Data(la.act), batch);
+      LayerState& layer = layers_[l];
+      layer.stats.Finish(layer.z, layer.act, batch);
     }
   }
   std::fill(written_.begin(), written_.end(), 0);
@@ -221,20 +225,18 @@ void StatsCollector::CollectLayers(const Model& model,
   const int num_layers = static_cast<int>(params.size());
   EnsureSize(stats->mutable_layers(), num_layers);
   const bool have_updates = updates.size() == static_cast<size_t>(num_tensors_);
-  int tensor = 0;
   for (int l = 0; l < num_layers; ++l) {
-    const LayerParams& p = params[l];
     v1::LayerStats* out = stats->mutable_layers(l);
-    FillLayer(l, p, out);
+    FillLayer(l, params[l], out);
+    const int first = first_tensor_[l];
+    const int count = first_tensor_[l + 1] - first;
     auto* tensors = out->mutable_params();
-    EnsureSize(tensors, TensorsOf(p));
-    TensorRef refs[4];
-    const int count = LayerTensors(p, refs);
+    EnsureSize(tensors, count);
     for (int k = 0; k < count; ++k) {
-      FillUpdate(refs[k], have_updates ? &updates[tensor + k] : nullptr,
+      FillUpdate(tensors_[first + k],
+                 have_updates ? &updates[first + k] : nullptr,
                  tensors->Mutable(k));
     }
-    tensor += count;
   }
 }
 
