@@ -28,7 +28,8 @@ void ExponentFields(const float* g, int n, uint8_t* fields, uint8_t* lo,
 enum class FieldCounting {
   /// The fastest way for the block's spread and the CPU.
   kAuto,
-  /// Entry by entry, in interleaved tables.
+  /// Entry by entry: in interleaved tables, or straight into the counts
+  /// when the entries are few for their spread.
   kEntryByEntry,
   /// By byte comparison against each occupied field.
   kComparison,
