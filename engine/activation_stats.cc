@@ -383,12 +383,6 @@ double ShiftedStd(double sum, double sum_squares, double n) {
   return std::sqrt(std::max(0.0, sum_squares / n - mean * mean));
 }
 
-int CountSet(const std::vector<uint8_t>& flags) {
-  int count = 0;
-  for (uint8_t flag : flags) count += flag;
-  return count;
-}
-
 }  // namespace
 
 ActivationFunction ActivationFunction::FromSpec(const v1::LayerSpec& spec) {
@@ -532,25 +526,36 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
 }
 
 void ActivationStats::Finish(const float* z, const float* a, int rows) {
+  // Locals, not members, in the loops: a byte store may alias any member,
+  // which would keep GCC from vectorizing them.
+  const int units = units_;
+  float* const max_abs = max_abs_derivative_.data();
   if (marked_parts_ > 0) {
     // The parts' marks gathered in part 0's; ReLU's |f'| is 1 on an active
     // entry, so the largest is 1 or 0.
-    int32_t* active = part_active_.data();
+    int32_t* const active = part_active_.data();
     for (int p = 1; p < marked_parts_; ++p) {
-      const int32_t* part = active + static_cast<int64_t>(p) * units_;
-      for (int j = 0; j < units_; ++j) active[j] |= part[j];
+      const int32_t* part = active + static_cast<int64_t>(p) * units;
+      for (int j = 0; j < units; ++j) active[j] |= part[j];
     }
-    for (int j = 0; j < units_; ++j) {
-      max_abs_derivative_[j] = active[j] != 0 ? 1.0f : 0.0f;
+    for (int j = 0; j < units; ++j) {
+      max_abs[j] = active[j] != 0 ? 1.0f : 0.0f;
     }
   }
-  const float* max_abs = max_abs_derivative_.data();
-  for (int j = 0; j < units_; ++j) {
-    inactive_[j] = max_abs[j] == 0.0f;
-    saturated_[j] = max_abs[j] < saturation_threshold_;
+  const float threshold = saturation_threshold_;
+  uint8_t* const inactive = inactive_.data();
+  uint8_t* const saturated = saturated_.data();
+  int inactive_units = 0, saturated_units = 0;
+  for (int j = 0; j < units; ++j) {
+    const bool is_inactive = max_abs[j] == 0.0f;
+    const bool is_saturated = max_abs[j] < threshold;
+    inactive[j] = is_inactive;
+    saturated[j] = is_saturated;
+    inactive_units += is_inactive;
+    saturated_units += is_saturated;
   }
-  inactive_units_ = CountSet(inactive_);
-  saturated_units_ = CountSet(saturated_);
+  inactive_units_ = inactive_units;
+  saturated_units_ = saturated_units;
 
   const int64_t n = static_cast<int64_t>(rows) * units_;
   moments_ = ActivationMoments();
