@@ -82,8 +82,11 @@ void CountInTables(const uint8_t* fields, int n, int lo, int hi,
     for (int t = 0; t < kTables; ++t) ++tables[t][fields[i + t]];
   }
   for (; i < n; ++i) ++tables[0][fields[i]];
+  // Added up in 16 bits (a block's entries fit), then widened once.
   for_each_field([&](int f) {
-    for (const auto& table : tables) counts[f] += table[f];
+    uint16_t total = 0;
+    for (const auto& table : tables) total += table[f];
+    counts[f] += total;
   });
 }
 
