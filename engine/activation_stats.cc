@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/relu_chunk_avx512.h"
 #include "engine/simd_clones.h"
 
 namespace gradwatch::engine {
@@ -507,6 +508,10 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
     shifts_ = {z_shift, a_shift};
     marked_parts_ = active != nullptr ? parts : 0;
   }
+  // Plain ReLU on AVX-512 CPUs: the same figures from a loop that leaves
+  // the adders to the sums (relu_chunk_avx512.h).
+  const bool relu_avx512 =
+      f_.negative_slope == 0.0f && ReluChunkAvx512Supported();
   for (int64_t c = chunks * part / parts; c < chunks * (part + 1) / parts;
        ++c) {
     const int64_t start = c * kMomentChunk;
@@ -515,7 +520,11 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
     // A written is summed as it is written; the same values in the same
     // order as Compute reading it: the same figures, bit for bit.
     const ActiveMarks marks{active, static_cast<int>(start % units_), units_};
-    if (a_out != nullptr) {
+    if (a_out != nullptr && relu_avx512) {
+      chunk_sums_[c] = WriteReluAndSumChunkAvx512(
+          z + start, a_out + start, count, z_shift, a_shift, marks.active,
+          marks.unit, marks.units);
+    } else if (a_out != nullptr) {
       WriteReluAndSumChunk(z + start, a_out + start, count, f_.negative_slope,
                            z_shift, a_shift, marks, &chunk_sums_[c]);
     } else {
