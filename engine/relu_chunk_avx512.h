@@ -20,11 +20,11 @@ namespace gradwatch::engine {
 /// Whether this CPU runs WriteReluAndSumChunkAvx512.
 bool ReluChunkAvx512Supported();
 
-/// For z[0, n), n <= ActivationStats' chunk: writes a[i] = max(z[i], +0)
-/// (NaN and -0 give +0) and returns the sums of A - a_shift and Z - z_shift
-/// and their squares, the extrema of Z (NaN skipped) and its entries below
-/// 0. With `active` not null, sets active[u] = -1 for the unit u of every
-/// entry with z > 0 or NaN, entry 0 being unit `unit` of rows of `units`.
+/// For z[0, n): writes a[i] = max(z[i], +0) (NaN and -0 give +0) and
+/// returns the sums of A - a_shift and Z - z_shift and their squares, the
+/// extrema of Z (NaN skipped) and its entries below 0. With `active` not
+/// null, sets active[u] = -1 for the unit u of every entry with z > 0 or
+/// NaN, entry 0 being unit `unit` of rows of `units`.
 /// Only where ReluChunkAvx512Supported().
 ActivationStats::ChunkSums WriteReluAndSumChunkAvx512(const float* z, float* a,
                                                       int n, float z_shift,
