@@ -119,10 +119,9 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
     for (int k = 0; k < count; ++k) tensors_.push_back(std::move(refs[k]));
   }
   first_tensor_.push_back(static_cast<int>(tensors_.size()));
-  num_tensors_ = static_cast<int>(tensors_.size());
   dataset_scratch_.resize(max_units);
   written_.assign(layers_.size(), 0);
-  summaries_.resize(num_tensors_);
+  summaries_.resize(tensors_.size());
   gather_scratch_.resize(most_gathered);
 }
 
@@ -232,7 +231,7 @@ void StatsCollector::CollectLayers(const Model& model,
   const std::vector<LayerParams>& params = model.params();
   const int num_layers = static_cast<int>(params.size());
   EnsureSize(stats->mutable_layers(), num_layers);
-  const bool have_updates = updates.size() == static_cast<size_t>(num_tensors_);
+  const bool have_updates = updates.size() == tensors_.size();
   for (int l = 0; l < num_layers; ++l) {
     v1::LayerStats* out = stats->mutable_layers(l);
     FillLayer(l, params[l], out);

@@ -137,7 +137,6 @@ class StatsCollector : public ActivationWriter {
 
   const Net* train_net_;
   uint16_t window_;
-  int num_tensors_ = 0;
   std::vector<LayerState> layers_;
   // Z entries of all layers (batch x units).
   int64_t total_entries_ = 0;
