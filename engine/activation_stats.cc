@@ -240,6 +240,35 @@ struct ActiveMarks {
   int units;
 };
 
+// Adds entries [i, n) of a chunk to its sums one by one, after its lanes
+// (kWrite, kMark: as SumChunkIn; marks.unit is entry i's unit).
+template <bool kWrite, bool kMark>
+[[gnu::always_inline]] inline void AddTailIn(const float* z, float* a, int i,
+                                             int n, float z_shift,
+                                             float a_shift, float slope,
+                                             ActiveMarks marks,
+                                             ChunkSums& out) {
+  int unit = marks.unit;
+  for (; i < n; ++i) {
+    const float zf = z[i];
+    float av = a[i];
+    if constexpr (kWrite) a[i] = av = Relu(zf, slope);
+    const float ad = av - a_shift;
+    const float zd = zf - z_shift;
+    out.a_sum += ad;
+    out.a_sum_squares += ad * ad;
+    out.z_sum += zd;
+    out.z_sum_squares += zd * zd;
+    out.z_negative += zf < 0.0f;
+    out.z_min = zf < out.z_min ? zf : out.z_min;
+    out.z_max = zf > out.z_max ? zf : out.z_max;
+    if constexpr (kMark) {
+      if (!(zf <= 0.0f)) marks.active[unit] = -1;
+      if (++unit == marks.units) unit = 0;
+    }
+  }
+}
+
 // The sums of one chunk of n entries around the shifts. kWrite: ReLU's A
 // is computed from z with `slope`, stored to a, and summed from registers;
 // otherwise A is read from a. Either way A's values, and so the sums, are
@@ -296,24 +325,8 @@ template <bool kWrite, bool kMark>
   }
   for (; i + kSumLanes <= n; i += kSumLanes) add(i, 0);
   ChunkSums out = sums.Reduce();
-  for (; i < n; ++i) {
-    const float zf = z[i];
-    float av = a[i];
-    if constexpr (kWrite) a[i] = av = Relu(zf, slope);
-    const float ad = av - a_shift;
-    const float zd = zf - z_shift;
-    out.a_sum += ad;
-    out.a_sum_squares += ad * ad;
-    out.z_sum += zd;
-    out.z_sum_squares += zd * zd;
-    out.z_negative += zf < 0.0f;
-    out.z_min = zf < out.z_min ? zf : out.z_min;
-    out.z_max = zf > out.z_max ? zf : out.z_max;
-    if constexpr (kMark) {
-      if (!(zf <= 0.0f)) marks.active[unit] = -1;
-      if (++unit == marks.units) unit = 0;
-    }
-  }
+  AddTailIn<kWrite, kMark>(z, a, i, n, z_shift, a_shift, slope,
+                           ActiveMarks{marks.active, unit, marks.units}, out);
   return out;
 }
 
@@ -325,6 +338,19 @@ void SumChunk(const float* z, const float* a, int n, float z_shift,
   *out = marks.active != nullptr
              ? SumChunkIn<false, true>(z, a_in, n, z_shift, a_shift, 0, marks)
              : SumChunkIn<false, false>(z, a_in, n, z_shift, a_shift, 0, marks);
+}
+
+// ReLU's tail after WriteReluAndSumVectorsAvx512's whole vectors: the
+// portable loop's own tail, built as that loop is, so that a chunk's
+// figures are the same bit for bit whichever loop summed its lanes.
+GRADWATCH_WIDE_CLONES
+void WriteReluTail(const float* z, float* a, int from, int n, float z_shift,
+                   float a_shift, ActiveMarks marks, ChunkSums* out) {
+  if (marks.active != nullptr) {
+    AddTailIn<true, true>(z, a, from, n, z_shift, a_shift, 0, marks, *out);
+  } else {
+    AddTailIn<true, false>(z, a, from, n, z_shift, a_shift, 0, marks, *out);
+  }
 }
 
 GRADWATCH_WIDE_CLONES
@@ -521,9 +547,14 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
     // order as Compute reading it: the same figures, bit for bit.
     const ActiveMarks marks{active, static_cast<int>(start % units_), units_};
     if (a_out != nullptr && relu_avx512) {
-      chunk_sums_[c] = WriteReluAndSumChunkAvx512(
-          z + start, a_out + start, count, z_shift, a_shift, marks.active,
+      const int whole = count / kSumLanes * kSumLanes;
+      chunk_sums_[c] = WriteReluAndSumVectorsAvx512(
+          z + start, a_out + start, whole, z_shift, a_shift, marks.active,
           marks.unit, marks.units);
+      WriteReluTail(
+          z + start, a_out + start, whole, count, z_shift, a_shift,
+          {active, static_cast<int>((start + whole) % units_), units_},
+          &chunk_sums_[c]);
     } else if (a_out != nullptr) {
       WriteReluAndSumChunk(z + start, a_out + start, count, f_.negative_slope,
                            z_shift, a_shift, marks, &chunk_sums_[c]);

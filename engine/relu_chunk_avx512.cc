@@ -5,8 +5,7 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define GRADWATCH_RELU_CHUNK_AVX512 1
-// The instruction set of the portable loop's widest build (simd_clones.h),
-// so that the scalar tail below contracts to the same multiply-adds.
+// The instruction set ReluChunkAvx512Supported checks for.
 #define GRADWATCH_V4_TARGET __attribute__((target("arch=x86-64-v4")))
 #endif
 
@@ -26,11 +25,9 @@ bool ReluChunkAvx512Supported() {
 }
 
 GRADWATCH_V4_TARGET
-ActivationStats::ChunkSums WriteReluAndSumChunkAvx512(const float* z, float* a,
-                                                      int n, float z_shift,
-                                                      float a_shift,
-                                                      int32_t* active, int unit,
-                                                      int units) {
+ActivationStats::ChunkSums WriteReluAndSumVectorsAvx512(
+    const float* z, float* a, int n, float z_shift, float a_shift,
+    int32_t* active, int unit, int units) {
   const __m512 zero = _mm512_setzero_ps();
   const __m512 zs = _mm512_set1_ps(z_shift);
   const __m512 as = _mm512_set1_ps(a_shift);
@@ -105,32 +102,14 @@ ActivationStats::ChunkSums WriteReluAndSumChunkAvx512(const float* z, float* a,
     out.z_min = lanes[4][k] < out.z_min ? lanes[4][k] : out.z_min;
     out.z_max = lanes[5][k] > out.z_max ? lanes[5][k] : out.z_max;
   }
-  for (; i < n; ++i) {
-    const float zf = z[i];
-    const float av = zf > 0.0f ? zf : 0.0f;
-    a[i] = av;
-    const float ad = av - a_shift;
-    const float zd = zf - z_shift;
-    out.a_sum += ad;
-    out.a_sum_squares += ad * ad;
-    out.z_sum += zd;
-    out.z_sum_squares += zd * zd;
-    out.z_negative += zf < 0.0f;
-    out.z_min = zf < out.z_min ? zf : out.z_min;
-    out.z_max = zf > out.z_max ? zf : out.z_max;
-    if (active != nullptr) {
-      if (!(zf <= 0.0f)) active[unit] = -1;
-      if (++unit == units) unit = 0;
-    }
-  }
   return out;
 }
 #else
 bool ReluChunkAvx512Supported() { return false; }
 
-ActivationStats::ChunkSums WriteReluAndSumChunkAvx512(const float*, float*, int,
-                                                      float, float, int32_t*,
-                                                      int, int) {
+ActivationStats::ChunkSums WriteReluAndSumVectorsAvx512(const float*, float*,
+                                                        int, float, float,
+                                                        int32_t*, int, int) {
   return {};
 }
 #endif
