@@ -3,20 +3,23 @@
 
 #include <cstdint>
 
+#include "engine/exponent_counting.h"
+
 namespace gradwatch::engine {
 
-/// One block's figures from a single pass over its floats, on CPUs with
-/// AVX-512 F and BW: the gradient sweep's sums, maximum and zeros, and
-/// the counts of its exponent fields (exponent_counting.h), which the
-/// portable sweep gets from three passes. Loading each entry once lets the
-/// counting run while the block streams in from memory.
+/// Gradient figures from a single pass over the floats, on CPUs with
+/// AVX-512 F and BW: the gradient sweep's sums, maximum and zeros, and the
+/// counts of its exponent fields (exponent_counting.h), which the portable
+/// sweep gets from three passes. Loading each entry once lets the counting
+/// run while the buffer streams in from memory.
 ///
 /// The exponent fields are counted in 1 to kMaxWindows windows of 32
 /// fields, next to each other below a top field, bit-sliced in carry-save
-/// adders; zeros by a mask; the other entries (the tail: subnormals, Inf,
-/// NaN and fields below the windows) are compressed out and counted entry
-/// by entry. The windows are a guess (the same tensor's last sweep): a
-/// wrong one only makes the tail longer. Functions only; thread-safe.
+/// adders; the other nonzero entries (the tail: subnormals, Inf, NaN and
+/// fields below the windows) are compressed out and counted entry by
+/// entry; zeros are what neither holds. The windows are a guess (the same
+/// tensor's last sweep): a wrong one only makes the tail longer.
+/// Functions only; thread-safe.
 
 /// Where the fused pass counts exponent fields bit-sliced: `count` windows
 /// of 32 fields, the highest ending at field `top`, in [1, 254].
@@ -39,19 +42,35 @@ struct BlockFigures {
   uint8_t hi = 0;
 };
 
-/// Whether this CPU runs SweepBlockFused.
+/// Blocks (of kFieldBlock entries) that one fused call sweeps at most: the
+/// windows' counters are read out once per call, which costs about as much
+/// as counting a few hundred entries.
+inline constexpr int kFusedSpanBlocks = 8;
+inline constexpr int kFusedSpan = kFusedSpanBlocks * kFieldBlock;
+
+/// What one fused call gives: the whole span's zeros, subnormals and
+/// bounds in `span`, and each block's f32 sums and maximum in `blocks`
+/// (sum_squares, sum_abs and max_abs_bits only), so that the caller can
+/// check, block by block as the portable sweep does, that f32 sums suffice.
+struct SpanFigures {
+  BlockFigures span;
+  BlockFigures blocks[kFusedSpanBlocks];
+};
+
+/// Whether this CPU runs SweepSpanFused and SweepBlockCompact.
 bool BlockSweepFusedSupported();
 
-/// Blocks smaller than this are left to the portable sweep.
+/// Spans shorter than this are left to the portable sweep.
 inline constexpr int kMinFusedBlock = 2048;
 
-/// Sweeps g[0, n), n <= kFieldBlock: fills `out`, adds each field's
-/// entries to counts[field] (field 0: zeros and subnormals), and each
-/// subnormal to subnormal_counts[b], b = the index of its highest set bit
-/// (its binade is 2^(b - 149)). Only where BlockSweepFusedSupported().
-void SweepBlockFused(const float* g, int n, ExponentWindows windows,
-                     uint64_t* counts, uint64_t* subnormal_counts,
-                     BlockFigures* out);
+/// Sweeps g[0, n), n <= kFusedSpan, block k being g[k kFieldBlock, ...):
+/// fills `out`, adds each field's entries to counts[field] (field 0: zeros
+/// and subnormals), and each subnormal to subnormal_counts[b], b = the
+/// index of its highest set bit (its binade is 2^(b - 149)). Only where
+/// BlockSweepFusedSupported().
+void SweepSpanFused(const float* g, int n, ExponentWindows windows,
+                    uint64_t* counts, uint64_t* subnormal_counts,
+                    SpanFigures* out);
 
 /// The pass for blocks the fused pass leaves to the portable one: fills
 /// `out`'s sums, maximum, zero count and the bounds of the normal fields

@@ -203,7 +203,7 @@ int HighestFiniteField(const float* g, int n) {
 
 // Ranges shorter than this take the compact pass and the count (the three
 // passes without AVX-512): the fused pass's windows and tail cost a little
-// per block, which a one-block tensor (tiny's 64 x 64 weights) does not
+// per call, which a one-block tensor (tiny's 64 x 64 weights) does not
 // earn back (measured in its step: 4.8-5.2 us against 5.2-5.4 for its
 // gradient figures).
 constexpr int64_t kMinFusedRange = 2 * kBlock;
@@ -238,64 +238,91 @@ ExponentWindows WindowsAfter(const GradientSummary& last) {
   return {top, count};
 }
 
+// Adds a block's sums, after checking that its f32 sums suffice.
+void AddSums(const float* block, int n, BlockSums sums, Partial& p) {
+  if (!FloatSumsSuffice(sums.max_abs_bits)) SumBlockDouble(block, n, &sums);
+  p.sum_squares += sums.sum_squares;
+  p.sum_abs += sums.sum_abs;
+  p.max_abs_bits = std::max(p.max_abs_bits, sums.max_abs_bits);
+}
+
+void AddFieldBounds(uint8_t lo, uint8_t hi, Partial& p) {
+  p.min_field = std::min(p.min_field, lo);
+  p.max_field = std::max(p.max_field, hi);
+}
+
+// The fused pass over g[0, n), n <= kFusedSpan; returns the highest normal
+// field it found (0: none).
+int SweepSpan(const float* g, int n, ExponentWindows windows, Partial& p) {
+  const uint64_t nonfinite_before = p.field_counts[255];
+  if (windows.top == 0) {
+    windows.top = std::clamp(HighestFiniteField(g, n), 1, 254);
+  }
+  SpanFigures figures;
+  SweepSpanFused(g, n, windows, p.field_counts, p.subnormal_counts, &figures);
+  for (int b = 0; b * kBlock < n; ++b) {
+    const BlockFigures& f = figures.blocks[b];
+    AddSums(g + b * kBlock, std::min(kBlock, n - b * kBlock),
+            {f.sum_squares, f.sum_abs, f.max_abs_bits, 0}, p);
+  }
+  p.zeros += figures.span.zeros;
+  if (figures.span.subnormals > 0) p.has_subnormals = true;
+  AddFieldBounds(figures.span.lo, figures.span.hi, p);
+  if (p.field_counts[255] > nonfinite_before) p.nans += CountNans(g, n);
+  return figures.span.lo <= figures.span.hi ? figures.span.hi : 0;
+}
+
+// The compact pass and the count (the three passes without AVX-512) over
+// one block, n <= kBlock.
+void SweepBlock(const float* block, int n, Partial& p) {
+  alignas(64) uint8_t fields[kBlock + 16];
+  const uint64_t nonfinite_before = p.field_counts[255];
+  // Field 0 holds the zeros and the subnormals.
+  const uint64_t tiny_before = p.field_counts[0];
+  BlockSums sums;
+  uint8_t lo, hi;
+  if (BlockSweepFusedSupported()) {
+    BlockFigures figures;
+    const int nonzero = SweepBlockCompact(block, n, fields, &figures);
+    sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
+            figures.zeros};
+    lo = figures.lo;
+    hi = figures.hi;
+    p.field_counts[0] += static_cast<uint64_t>(n - nonzero);
+    CountExponentFields(fields, nonzero, lo, hi, p.field_counts);
+  } else {
+    SumBlockFloat(block, n, &sums);
+    ExponentFields(block, n, fields, &lo, &hi);
+    CountExponentFields(fields, n, lo, hi, p.field_counts);
+  }
+  if (p.field_counts[0] - tiny_before > sums.zeros) {
+    p.has_subnormals = true;
+    CountSubnormals(block, n, p);
+  }
+  AddSums(block, n, sums, p);
+  p.zeros += sums.zeros;
+  AddFieldBounds(lo, hi, p);
+  if (p.field_counts[255] > nonfinite_before) p.nans += CountNans(block, n);
+}
+
 // windows: the fused pass's guess (top 0: none yet); its top follows each
-// block's highest field.
+// span's highest field.
 void SweepRange(const float* g, int64_t begin, int64_t end,
                 ExponentWindows windows, Partial& p) {
-  alignas(64) uint8_t fields[kBlock + 16];
-  const bool avx512 = BlockSweepFusedSupported();
-  const bool fused = avx512 && end - begin >= kMinFusedRange;
-  for (int64_t b = begin; b < end; b += kBlock) {
-    const int n = static_cast<int>(std::min<int64_t>(kBlock, end - b));
-    const float* block = g + b;
-    // Field 255 (Inf and NaN) of this block.
-    const uint64_t nonfinite_before = p.field_counts[255];
-    BlockSums sums;
-    uint8_t lo, hi;
-    if (fused && n >= kMinFusedBlock) {
-      if (windows.top == 0) {
-        windows.top = std::clamp(HighestFiniteField(block, n), 1, 254);
-      }
-      BlockFigures figures;
-      SweepBlockFused(block, n, windows, p.field_counts, p.subnormal_counts,
-                      &figures);
-      sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
-              figures.zeros};
-      lo = figures.lo;
-      hi = figures.hi;
-      if (lo <= hi) windows.top = hi;
-      if (figures.subnormals > 0) p.has_subnormals = true;
+  const bool fused =
+      BlockSweepFusedSupported() && end - begin >= kMinFusedRange;
+  for (int64_t b = begin; b < end;) {
+    const int64_t left = end - b;
+    if (fused && left >= kMinFusedBlock) {
+      const int n = static_cast<int>(std::min<int64_t>(kFusedSpan, left));
+      const int top = SweepSpan(g + b, n, windows, p);
+      if (top > 0) windows.top = top;
+      b += n;
     } else {
-      // Field 0 holds the zeros and the subnormals.
-      const uint64_t tiny_before = p.field_counts[0];
-      if (avx512) {
-        BlockFigures figures;
-        const int nonzero = SweepBlockCompact(block, n, fields, &figures);
-        sums = {figures.sum_squares, figures.sum_abs, figures.max_abs_bits,
-                figures.zeros};
-        lo = figures.lo;
-        hi = figures.hi;
-        p.field_counts[0] += static_cast<uint64_t>(n - nonzero);
-        CountExponentFields(fields, nonzero, lo, hi, p.field_counts);
-      } else {
-        SumBlockFloat(block, n, &sums);
-        ExponentFields(block, n, fields, &lo, &hi);
-        CountExponentFields(fields, n, lo, hi, p.field_counts);
-      }
-      if (p.field_counts[0] - tiny_before > sums.zeros) {
-        p.has_subnormals = true;
-        CountSubnormals(block, n, p);
-      }
+      const int n = static_cast<int>(std::min<int64_t>(kBlock, left));
+      SweepBlock(g + b, n, p);
+      b += n;
     }
-    if (!FloatSumsSuffice(sums.max_abs_bits)) SumBlockDouble(block, n, &sums);
-    p.sum_squares += sums.sum_squares;
-    p.sum_abs += sums.sum_abs;
-    p.max_abs_bits = std::max(p.max_abs_bits, sums.max_abs_bits);
-    p.zeros += sums.zeros;
-    p.min_field = std::min(p.min_field, lo);
-    p.max_field = std::max(p.max_field, hi);
-    const uint64_t nonfinite = p.field_counts[255] - nonfinite_before;
-    if (nonfinite > 0) p.nans += CountNans(block, n);
   }
 }
 

@@ -57,7 +57,24 @@ Expected Naive(const std::vector<float>& g) {
   return e;
 }
 
-// Blocks of gradients spread over `spread` binades (log-normally) around
+// The span's figures from its blocks': the largest maximum, and the sums
+// added in double.
+struct SpanTotals {
+  uint32_t max_abs_bits = 0;
+  double sum_squares = 0, sum_abs = 0;
+};
+
+SpanTotals Totals(const SpanFigures& f, int n) {
+  SpanTotals t;
+  for (int b = 0; b * kFieldBlock < n; ++b) {
+    t.max_abs_bits = std::max(t.max_abs_bits, f.blocks[b].max_abs_bits);
+    t.sum_squares += f.blocks[b].sum_squares;
+    t.sum_abs += f.blocks[b].sum_abs;
+  }
+  return t;
+}
+
+// Spans of gradients spread over `spread` binades (log-normally) around
 // 2^center, with a share of zeros and a few planted specials; the window
 // guess is right, too high or too low.
 TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
@@ -85,6 +102,10 @@ TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
       {4096, 0, 1, 1.0, false, 0},     // zeros only
       {4096, 5, 0, 0.0, false, 0},     // one field: the counters' largest
       {4096, -20, 60, 0.05, true, 0},  // a long tail below the window
+      // Several blocks: each one's sums, one readout of the counters.
+      {3 * kFieldBlock + 77, -15, 30, 0.2, true, -3},
+      {kFusedSpan, -10, 8, 0.3, false, 0},
+      {kFusedSpan, 5, 0, 0.0, false, 0},  // the 16-bit sums' largest
   };
   for (const Case& c : cases) {
     std::vector<float> g(c.n);
@@ -107,25 +128,26 @@ TEST(BlockSweepAvx512Test, MatchesOneEntryAtATime) {
     for (int windows = 1; windows <= kMaxWindows; ++windows) {
       Counts counts{};
       SubnormalCounts subnormals{};
-      BlockFigures f;
-      SweepBlockFused(g.data(), c.n, {guess, windows}, counts.data(),
-                      subnormals.data(), &f);
+      SpanFigures f;
+      SweepSpanFused(g.data(), c.n, {guess, windows}, counts.data(),
+                     subnormals.data(), &f);
       SCOPED_TRACE(testing::Message()
                    << "n " << c.n << " center " << c.center << " guess "
                    << guess << " windows " << windows);
       EXPECT_EQ(counts, e.counts);
       EXPECT_EQ(subnormals, e.subnormal_counts);
-      EXPECT_EQ(f.subnormals, e.subnormals);
-      EXPECT_EQ(f.max_abs_bits, e.max_abs_bits);
-      EXPECT_EQ(f.zeros, e.zeros);
-      EXPECT_EQ(f.lo, e.lo);
-      EXPECT_EQ(f.hi, e.hi);
+      EXPECT_EQ(f.span.subnormals, e.subnormals);
+      EXPECT_EQ(f.span.zeros, e.zeros);
+      EXPECT_EQ(f.span.lo, e.lo);
+      EXPECT_EQ(f.span.hi, e.hi);
+      const SpanTotals t = Totals(f, c.n);
+      EXPECT_EQ(t.max_abs_bits, e.max_abs_bits);
       if (c.specials) {
-        EXPECT_TRUE(std::isnan(f.sum_squares));
-        EXPECT_TRUE(std::isnan(f.sum_abs));
+        EXPECT_TRUE(std::isnan(t.sum_squares));
+        EXPECT_TRUE(std::isnan(t.sum_abs));
       } else {
-        EXPECT_NEAR(f.sum_squares, e.sum_squares, 1e-5 * e.sum_squares);
-        EXPECT_NEAR(f.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
+        EXPECT_NEAR(t.sum_squares, e.sum_squares, 1e-5 * e.sum_squares);
+        EXPECT_NEAR(t.sum_abs, e.sum_abs, 1e-5 * e.sum_abs);
       }
     }
   }
@@ -150,18 +172,18 @@ TEST(BlockSweepAvx512Test, CountsAtTheWindowEdges) {
   const Expected e = Naive(g);
   Counts counts{};
   SubnormalCounts subnormals{};
-  BlockFigures f;
-  SweepBlockFused(g.data(), static_cast<int>(g.size()), {127, 1}, counts.data(),
-                  subnormals.data(), &f);
+  SpanFigures f;
+  SweepSpanFused(g.data(), static_cast<int>(g.size()), {127, 1}, counts.data(),
+                 subnormals.data(), &f);
   EXPECT_EQ(counts, e.counts);
   EXPECT_EQ(subnormals, e.subnormal_counts);
   EXPECT_EQ(subnormals[0], 512u);
   EXPECT_EQ(counts[127], 1024u);
   EXPECT_EQ(counts[96], 512u);
   EXPECT_EQ(counts[95], 512u);
-  EXPECT_EQ(f.zeros, 512u);
-  EXPECT_EQ(f.lo, 1);
-  EXPECT_EQ(f.hi, 127);
+  EXPECT_EQ(f.span.zeros, 512u);
+  EXPECT_EQ(f.span.lo, 1);
+  EXPECT_EQ(f.span.hi, 127);
 }
 
 // The compacted fields are those of the entries that are neither zero nor
