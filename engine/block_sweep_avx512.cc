@@ -89,7 +89,7 @@ struct WindowCounter {
   // entries, a lane's byte counter holds at most n / 16 / 32, and a
   // field's entries summed over the lanes in 16 bits at most n.
   GRADWATCH_AVX512_TARGET void AddTo(uint64_t* counts) const {
-    static_assert(kFusedSpan <= UINT16_MAX + 1, "16-bit sums over lanes");
+    static_assert(kFusedSpan <= UINT16_MAX, "16-bit sums over lanes");
     const __m512i bit0 = _mm512_set1_epi32(0x01010101);
     const __m512i even = _mm512_set1_epi32(0x00ff00ff);
     for (int k = 0; k < 8; ++k) {
