@@ -216,7 +216,7 @@ GRADWATCH_AVX512_TARGET void FusedPass(const float* g, int n, int base,
   // tail, and their fields minus the base. With `full` true (every one of
   // their group's entries is below `end`) they are loaded without a mask:
   // computing each vector's mask took a quarter of a group's instructions.
-  auto vector = [&](int at, int end, int parity, auto full)
+  auto load_vector = [&](int at, int end, int parity, auto full)
       GRADWATCH_AVX512_TARGET __attribute__((always_inline)) {
     __m512i loaded;
     if constexpr (decltype(full)::value) {
@@ -253,12 +253,12 @@ GRADWATCH_AVX512_TARGET void FusedPass(const float* g, int n, int base,
     if (i + kGroup <= end) {
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j) {
-        d[j] = vector(i + 16 * j, end, j & 1, std::true_type{});
+        d[j] = load_vector(i + 16 * j, end, j & 1, std::true_type{});
       }
     } else {
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j) {
-        d[j] = vector(i + 16 * j, end, j & 1, std::false_type{});
+        d[j] = load_vector(i + 16 * j, end, j & 1, std::false_type{});
       }
     }
     for (int w = 0; w < kWindows; ++w) {
