@@ -30,6 +30,19 @@ inline void CarrySave(__m512i a, __m512i b, __m512i c, __m512i& carry,
   sum = _mm512_ternarylogic_epi32(a, b, c, 0x96);    // parity
 }
 
+// The sum of v's 16 lanes, added as unsigned: _mm512_reduce_add_epi32 adds
+// them as int, and a lane holding two 16-bit counts may exceed INT_MAX.
+GRADWATCH_AVX512_TARGET
+inline uint32_t SumLanes(__m512i v) {
+  const __m256i eight = _mm256_add_epi32(_mm512_castsi512_si256(v),
+                                         _mm512_extracti64x4_epi64(v, 1));
+  const __m128i four = _mm_add_epi32(_mm256_castsi256_si128(eight),
+                                     _mm256_extracti128_si256(eight, 1));
+  alignas(16) uint32_t lanes[4];
+  _mm_store_si128(reinterpret_cast<__m128i*>(lanes), four);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
 // Counts 32 fields bit-sliced. Each entry becomes a one-hot word, 1 <<
 // (field - base) in a 32-bit lane (0 outside the window: vpsllvd gives 0
 // for counts of 32 and more, negative ones included), and the words are
@@ -106,9 +119,9 @@ struct WindowCounter {
       auto widen = [&](int byte) GRADWATCH_AVX512_TARGET {
         const __m512i high =
             _mm512_and_si512(_mm512_srli_epi32(thirty_twos[k], byte), even);
-        return static_cast<uint32_t>(_mm512_reduce_add_epi32(_mm512_add_epi32(
+        return SumLanes(_mm512_add_epi32(
             _mm512_slli_epi32(high, 5),
-            _mm512_and_si512(_mm512_srli_epi32(low, byte), even))));
+            _mm512_and_si512(_mm512_srli_epi32(low, byte), even)));
       };
       const uint32_t even_sum = widen(0);
       const uint32_t odd_sum = widen(8);
