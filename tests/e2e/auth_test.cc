@@ -16,15 +16,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::e2e {
 namespace {
+
+using ::gradwatch::testing::SmallSpiralsSpec;
 
 namespace v1 = ::gradwatch::v1;
 using ::testing::Contains;
@@ -38,24 +40,6 @@ constexpr char kBobToken[] = "bob-e2e-token-8c3a4d6e0f";
 constexpr char kRootToken[] = "root-e2e-token-1a9b8c7d6e";
 constexpr char kWrongToken[] = "wrong-e2e-token-0000000000";
 
-// SPIRALS, 200 samples, a 2-16-3 ReLU net: a job of a few milliseconds.
-v1::JobSpec SpiralsSpec() {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-        model {
-          layers { units: 16 activation: RELU }
-          layers { units: 3 }
-        }
-        loss: CROSS_ENTROPY
-        optimizer { learning_rate: 0.1 }
-        training { steps: 30 batch_size: 20 seed: 1 threads: 1 }
-      )pb",
-      &spec));
-  return spec;
-}
-
 // The Trainer service as one principal sees it ("" sends no token).
 class Caller {
  public:
@@ -67,7 +51,7 @@ class Caller {
     grpc::ClientContext context;
     Prepare(&context);
     v1::SubmitJobRequest request;
-    *request.mutable_spec() = SpiralsSpec();
+    *request.mutable_spec() = SmallSpiralsSpec(30);
     v1::Job job;
     grpc::Status status = stub_->SubmitJob(&context, request, &job);
     if (job_id != nullptr) *job_id = job.id();
@@ -138,7 +122,7 @@ class Caller {
     grpc::ClientContext context;
     Prepare(&context);
     v1::TrainRequest request;
-    *request.mutable_spec() = SpiralsSpec();
+    *request.mutable_spec() = SmallSpiralsSpec(30);
     auto reader = stub_->Train(&context, request);
     v1::JobEvent event;
     int count = 0;

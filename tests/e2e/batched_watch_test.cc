@@ -11,41 +11,21 @@
 #include <string>
 #include <vector>
 
-#include "google/protobuf/text_format.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
 #include "tests/e2e/trainer_calls.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::e2e {
 namespace {
+
+using ::gradwatch::testing::SmallSpiralsSpec;
 
 namespace v1 = ::gradwatch::v1;
 
 constexpr char kAliceToken[] = "alice-batch-token-3e8d1c0b7a";
 constexpr char kBobToken[] = "bob-batch-token-9f2a6b4c1d";
-
-// SPIRALS, 200 samples, a 2-16-3 ReLU net: about a millisecond per 100
-// steps, one statistics event per step.
-v1::JobSpec SpiralsSpec(uint64_t steps) {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        name: "batched"
-        data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-        model {
-          layers { units: 16 activation: RELU }
-          layers { units: 3 }
-        }
-        loss: CROSS_ENTROPY
-        optimizer { learning_rate: 0.1 }
-        training { batch_size: 20 seed: 1 threads: 1 }
-        monitoring { stats_every: 1 }
-      )pb",
-      &spec));
-  spec.mutable_training()->set_steps(steps);
-  return spec;
-}
 
 // Every message of WatchJobBatches(id, from_step), read to the end.
 grpc::Status WatchBatches(v1::Trainer::Stub& stub, const std::string& id,
@@ -96,7 +76,7 @@ class BatchedWatchTest : public ::testing::Test {
   // returns its id and every event of its history.
   std::string FinishedJob(uint64_t steps, std::vector<v1::JobEvent>* events) {
     v1::Job job;
-    grpc::Status submitted = SubmitJob(*stub_, SpiralsSpec(steps), &job);
+    grpc::Status submitted = SubmitJob(*stub_, SmallSpiralsSpec(steps), &job);
     EXPECT_TRUE(submitted.ok()) << submitted.error_message();
     grpc::Status watched = WatchAll(*stub_, job.id(), 0, events);
     EXPECT_TRUE(watched.ok()) << watched.error_message();
@@ -173,7 +153,7 @@ TEST_F(BatchedWatchTest, ReplayFromAStepIsWatchJobsTail) {
 TEST_F(BatchedWatchTest, ALiveStreamEndsWithTheFinalState) {
   Start();
   v1::Job job;
-  ASSERT_TRUE(SubmitJob(*stub_, SpiralsSpec(3000), &job).ok());
+  ASSERT_TRUE(SubmitJob(*stub_, SmallSpiralsSpec(3000), &job).ok());
   // Opened right after submission: most events are written live.
   std::vector<v1::JobEventBatch> batches;
   grpc::Status status = WatchBatches(*stub_, job.id(), 0, &batches);
@@ -203,7 +183,7 @@ TEST_F(BatchedWatchTest, WatchersOfBothKindsShareTheLimit) {
   Start({"--max_watchers_per_job=1"});
   v1::Job job;
   // Long enough to be running throughout; cancelled below.
-  v1::JobSpec spec = SpiralsSpec(1'000'000);
+  v1::JobSpec spec = SmallSpiralsSpec(1'000'000);
   spec.mutable_monitoring()->set_stats_every(100);
   ASSERT_TRUE(SubmitJob(*stub_, spec, &job).ok());
   grpc::ClientContext context;
@@ -293,7 +273,7 @@ TEST_F(BatchedWatchTest, AnotherPrincipalsJobIsNotFound) {
   grpc::ClientContext context;
   context.AddMetadata("authorization", std::string("Bearer ") + kAliceToken);
   v1::SubmitJobRequest request;
-  *request.mutable_spec() = SpiralsSpec(50);
+  *request.mutable_spec() = SmallSpiralsSpec(50);
   v1::Job job;
   ASSERT_TRUE(stub_->SubmitJob(&context, request, &job).ok());
 

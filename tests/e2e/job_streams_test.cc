@@ -18,32 +18,21 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
 #include "tests/e2e/trainer_calls.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::e2e {
 namespace {
+
+using ::gradwatch::testing::SmallSpiralsSpec;
 
 namespace v1 = ::gradwatch::v1;
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
 using Stub = v1::Trainer::Stub;
 
-// SPIRALS, 200 samples, a 2-16-3 ReLU net: a job of a few milliseconds.
+// SmallSpiralsSpec, statistics every `stats_every` steps.
 v1::JobSpec SpiralsSpec(uint64_t steps, uint32_t stats_every = 1) {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        name: "spirals"
-        data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-        model {
-          layers { units: 16 activation: RELU }
-          layers { units: 3 }
-        }
-        loss: CROSS_ENTROPY
-        optimizer { learning_rate: 0.1 }
-        training { batch_size: 20 seed: 1 threads: 1 }
-      )pb",
-      &spec));
-  spec.mutable_training()->set_steps(steps);
+  v1::JobSpec spec = SmallSpiralsSpec(steps);
   spec.mutable_monitoring()->set_stats_every(stats_every);
   return spec;
 }

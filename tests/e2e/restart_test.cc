@@ -15,38 +15,21 @@
 #include <vector>
 
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
 #include "tests/e2e/trainer_calls.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::e2e {
 namespace {
 
+using ::gradwatch::testing::SmallSpiralsSpec;
+
 namespace v1 = ::gradwatch::v1;
 using ::google::protobuf::util::MessageDifferencer;
 using ::testing::HasSubstr;
-
-// SPIRALS, 200 samples, a 2-16-3 ReLU net: a job of a few milliseconds.
-v1::JobSpec SpiralsSpec(uint64_t steps) {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-        model {
-          layers { units: 16 activation: RELU }
-          layers { units: 3 }
-        }
-        loss: CROSS_ENTROPY
-        optimizer { learning_rate: 0.1 }
-        training { batch_size: 20 seed: 1 threads: 1 }
-      )pb",
-      &spec));
-  spec.mutable_training()->set_steps(steps);
-  return spec;
-}
 
 class RestartTest : public ::testing::Test {
  protected:
@@ -113,7 +96,7 @@ class RestartTest : public ::testing::Test {
 
 TEST_F(RestartTest, SigkillKeepsFinishedJobsAndInterruptsTheRunningOne) {
   Start({"--max_concurrent_jobs=1"});
-  const std::string done_id = Submit(SpiralsSpec(60)).id();
+  const std::string done_id = Submit(SmallSpiralsSpec(60)).id();
   const std::vector<v1::JobEvent> done_events = WatchAll(done_id);
   ASSERT_GE(done_events.size(), 60u);
   ASSERT_EQ(done_events.back().state_change().state(), v1::SUCCEEDED);
@@ -125,7 +108,7 @@ TEST_F(RestartTest, SigkillKeepsFinishedJobsAndInterruptsTheRunningOne) {
   ASSERT_EQ(done_predictions.predictions_size(), 3);
 
   // A long job, killed with its server while it trains.
-  const std::string running_id = Submit(SpiralsSpec(1'000'000)).id();
+  const std::string running_id = Submit(SmallSpiralsSpec(1'000'000)).id();
   std::vector<v1::JobEvent> seen;
   {
     grpc::ClientContext context;
@@ -196,15 +179,16 @@ TEST_F(RestartTest, SigkillKeepsFinishedJobsAndInterruptsTheRunningOne) {
             grpc::StatusCode::FAILED_PRECONDITION);
 
   // New jobs run as usual next to the recovered ones.
-  const std::vector<v1::JobEvent> next = WatchAll(Submit(SpiralsSpec(5)).id());
+  const std::vector<v1::JobEvent> next =
+      WatchAll(Submit(SmallSpiralsSpec(5)).id());
   ASSERT_FALSE(next.empty());
   EXPECT_EQ(next.back().state_change().state(), v1::SUCCEEDED);
 }
 
 TEST_F(RestartTest, RetentionRemovesFinishedJobsFromMemoryAndTheStore) {
   Start({"--retention=1s", "--max_concurrent_jobs=2", "--shutdown_grace=0s"});
-  const std::string running_id = Submit(SpiralsSpec(1'000'000)).id();
-  const std::string done_id = Submit(SpiralsSpec(20)).id();
+  const std::string running_id = Submit(SmallSpiralsSpec(1'000'000)).id();
+  const std::string done_id = Submit(SmallSpiralsSpec(20)).id();
   ASSERT_EQ(WatchAll(done_id).back().state_change().state(), v1::SUCCEEDED);
 
   // Gone once the sweep has seen it older than a second.

@@ -10,37 +10,21 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
-#include "google/protobuf/text_format.h"
 #include "gradwatch/v1/trainer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::e2e {
 namespace {
 
+using ::gradwatch::testing::SmallSpiralsSpec;
+
 namespace v1 = ::gradwatch::v1;
 using ::testing::Contains;
 using ::testing::HasSubstr;
-
-// 2 inputs, 16 hidden, 3 outputs: 2*16+16 + 16*3+3 = 99 parameters.
-v1::JobSpec SpiralsSpec() {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-        model {
-          layers { units: 16 activation: RELU }
-          layers { units: 3 }
-        }
-        loss: CROSS_ENTROPY
-        optimizer { learning_rate: 0.1 }
-        training { steps: 50 batch_size: 20 seed: 1 }
-      )pb",
-      &spec));
-  return spec;
-}
 
 std::unique_ptr<ServerProcess> StartServer(
     const std::vector<std::string>& flags = {}) {
@@ -110,7 +94,7 @@ TEST(ServerBasicsTest, InvalidSpecIsInvalidArgumentWithFieldPath) {
   ASSERT_NE(server, nullptr);
   auto trainer = v1::Trainer::NewStub(server->Channel());
   v1::SubmitJobRequest request;
-  *request.mutable_spec() = SpiralsSpec();
+  *request.mutable_spec() = SmallSpiralsSpec(50);
   request.mutable_spec()->mutable_model()->mutable_layers(0)->set_units(0);
 
   grpc::ClientContext context;
@@ -137,7 +121,7 @@ TEST(ServerBasicsTest, SpecOverALimitIsResourceExhausted) {
   auto trainer = v1::Trainer::NewStub(server->Channel());
 
   v1::SubmitJobRequest request;
-  *request.mutable_spec() = SpiralsSpec();
+  *request.mutable_spec() = SmallSpiralsSpec(50);
   grpc::ClientContext context;
   v1::Job job;
   grpc::Status status = trainer->SubmitJob(&context, request, &job);
@@ -148,7 +132,7 @@ TEST(ServerBasicsTest, SpecOverALimitIsResourceExhausted) {
 
   // A smaller model passes the parameter limit and meets the step limit.
   v1::TrainRequest train;
-  *train.mutable_spec() = SpiralsSpec();
+  *train.mutable_spec() = SmallSpiralsSpec(50);
   train.mutable_spec()->mutable_model()->mutable_layers(0)->set_units(8);
   grpc::ClientContext train_context;
   auto reader = trainer->Train(&train_context, train);
@@ -165,7 +149,7 @@ TEST(ServerBasicsTest, MessageOverMaxMessageBytesIsResourceExhausted) {
   ASSERT_NE(server, nullptr);
   auto trainer = v1::Trainer::NewStub(server->Channel());
   v1::SubmitJobRequest request;
-  *request.mutable_spec() = SpiralsSpec();
+  *request.mutable_spec() = SmallSpiralsSpec(50);
   request.mutable_spec()->set_name(std::string(8192, 'n'));
   grpc::ClientContext context;
   v1::Job job;

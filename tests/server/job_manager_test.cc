@@ -8,34 +8,18 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/memory_job_store.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::server {
 namespace {
 
+using ::gradwatch::testing::SmallSpiralsSpec;
+
 namespace v1 = ::gradwatch::v1;
 using ::google::protobuf::util::MessageDifferencer;
-
-// SPIRALS, 200 samples, a 2-16-3 ReLU net, 30 steps.
-v1::JobSpec SpiralsSpec() {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      R"pb(
-        data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-        model {
-          layers { units: 16 activation: RELU }
-          layers { units: 3 }
-        }
-        loss: CROSS_ENTROPY
-        optimizer { learning_rate: 0.1 }
-        training { steps: 30 batch_size: 20 seed: 1 threads: 1 }
-      )pb",
-      &spec));
-  return spec;
-}
 
 JobManagerOptions Options() {
   JobManagerOptions options;
@@ -121,7 +105,7 @@ class AppendingThreadName : public HistoryListener {
 TEST(JobManagerTest, TrainsOnAThreadNamedForJobs) {
   auto manager = JobManager::Create(Options(), nullptr);
   ASSERT_TRUE(manager.ok()) << manager.status();
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(30);
   spec.mutable_training()->set_steps(1000000);
   auto job = (*manager)->Submit(spec);
   ASSERT_TRUE(job.ok()) << job.status();
@@ -141,7 +125,7 @@ TEST(JobManagerTest, AJobWhoseHistoryOutgrowsTheLimitFails) {
   options.max_history_bytes = 4000;
   auto manager = JobManager::Create(options, nullptr);
   ASSERT_TRUE(manager.ok()) << manager.status();
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(30);
   spec.mutable_training()->set_steps(100000);
   auto job = (*manager)->Submit(spec);
   ASSERT_TRUE(job.ok()) << job.status();
@@ -168,7 +152,7 @@ TEST(JobManagerTest, WritesRecordEventsAndModelThroughToTheStore) {
   MemoryJobStore store;
   auto manager = JobManager::Create(Options(), &store);
   ASSERT_TRUE(manager.ok()) << manager.status();
-  auto job = (*manager)->Submit(SpiralsSpec());
+  auto job = (*manager)->Submit(SmallSpiralsSpec(30));
   ASSERT_TRUE(job.ok()) << job.status();
   WaitForEnd(**manager, job->id());
 
@@ -204,7 +188,7 @@ TEST(JobManagerTest, ARestartKeepsFinishedJobsHistoriesAndModels) {
   {
     auto manager = JobManager::Create(Options(), &store);
     ASSERT_TRUE(manager.ok());
-    auto job = (*manager)->Submit(SpiralsSpec());
+    auto job = (*manager)->Submit(SmallSpiralsSpec(30));
     ASSERT_TRUE(job.ok());
     job_id = job->id();
     WaitForEnd(**manager, job_id);
@@ -254,7 +238,7 @@ void StoreRunningJob(MemoryJobStore& store, const std::string& id) {
   v1::Job job;
   job.set_id(id);
   job.set_state(v1::RUNNING);
-  *job.mutable_spec() = SpiralsSpec();
+  *job.mutable_spec() = SmallSpiralsSpec(30);
   ASSERT_TRUE(store.PutJob(job).ok());
   std::vector<v1::JobEvent> events(4);
   events[0].mutable_state_change()->set_state(v1::QUEUED);

@@ -3,33 +3,16 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "google/protobuf/text_format.h"
 #include "gradwatch/v1/spec.pb.h"
 #include "gtest/gtest.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::server {
 namespace {
 
+using ::gradwatch::testing::SmallSpiralsSpec;
+
 namespace v1 = ::gradwatch::v1;
-
-v1::JobSpec ParseSpec(const std::string& text) {
-  v1::JobSpec spec;
-  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec));
-  return spec;
-}
-
-// 2 inputs, 16 hidden, 3 outputs: 2*16+16 + 16*3+3 = 99 parameters.
-v1::JobSpec SpiralsSpec() {
-  return ParseSpec(R"pb(
-    data { synthetic { kind: SPIRALS samples: 200 classes: 3 seed: 7 } }
-    model {
-      layers { units: 16 activation: RELU }
-      layers { units: 3 }
-    }
-    loss: CROSS_ENTROPY
-    training { steps: 50 batch_size: 20 }
-  )pb");
-}
 
 ServerLimits Generous() {
   ServerLimits limits;
@@ -41,15 +24,15 @@ ServerLimits Generous() {
 }
 
 TEST(LimitsTest, SpecWithinEveryLimitIsAccepted) {
-  EXPECT_TRUE(CheckLimits(SpiralsSpec(), Generous()).ok());
+  EXPECT_TRUE(CheckLimits(SmallSpiralsSpec(50), Generous()).ok());
 }
 
 TEST(LimitsTest, ParametersAtTheLimitPassAndAboveFail) {
   ServerLimits limits = Generous();
   limits.max_parameters = 99;
-  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  EXPECT_TRUE(CheckLimits(SmallSpiralsSpec(50), limits).ok());
   limits.max_parameters = 98;
-  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  absl::Status status = CheckLimits(SmallSpiralsSpec(50), limits);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(status.message(),
             "model has 99 parameters, over the server's limit of 98 "
@@ -57,7 +40,7 @@ TEST(LimitsTest, ParametersAtTheLimitPassAndAboveFail) {
 }
 
 TEST(LimitsTest, ParametersCountBatchNormScaleAndShift) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   spec.mutable_model()->mutable_layers(0)->set_batch_norm(
       v1::LayerSpec::BEFORE_ACTIVATION);
   ServerLimits limits = Generous();
@@ -70,7 +53,7 @@ TEST(LimitsTest, ParametersCountBatchNormScaleAndShift) {
 }
 
 TEST(LimitsTest, CsvInputWidthComesFromTheFirstRow) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   // Three inputs and a label: 3*16+16 + 16*3+3 = 115 parameters.
   spec.mutable_data()->mutable_csv()->set_content(
       "a,b,c,label\n0.1,0.2,0.3,0\n0.4,0.5,0.6,1\n\n0.7,0.8,0.9,2\n");
@@ -89,16 +72,16 @@ TEST(LimitsTest, CsvInputWidthComesFromTheFirstRow) {
 TEST(LimitsTest, ExplicitStepsOverTheLimitFail) {
   ServerLimits limits = Generous();
   limits.max_steps = 50;
-  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  EXPECT_TRUE(CheckLimits(SmallSpiralsSpec(50), limits).ok());
   limits.max_steps = 49;
-  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  absl::Status status = CheckLimits(SmallSpiralsSpec(50), limits);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(status.message(),
             "job has 50 steps, over the server's limit of 49 (--max_steps)");
 }
 
 TEST(LimitsTest, EpochsAreConvertedToStepsBeforeTheCheck) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   spec.mutable_training()->clear_steps();
   spec.mutable_training()->set_epochs(3);
   spec.mutable_data()->set_validation_fraction(0.1);
@@ -112,7 +95,7 @@ TEST(LimitsTest, EpochsAreConvertedToStepsBeforeTheCheck) {
 }
 
 TEST(LimitsTest, DefaultStepsCountAgainstTheLimit) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   spec.mutable_training()->clear_steps();
   ServerLimits limits = Generous();
   limits.max_steps = 999;
@@ -124,9 +107,9 @@ TEST(LimitsTest, DefaultStepsCountAgainstTheLimit) {
 TEST(LimitsTest, BatchSizeOverTheLimitFails) {
   ServerLimits limits = Generous();
   limits.max_batch_size = 20;
-  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  EXPECT_TRUE(CheckLimits(SmallSpiralsSpec(50), limits).ok());
   limits.max_batch_size = 19;
-  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  absl::Status status = CheckLimits(SmallSpiralsSpec(50), limits);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(status.message(),
             "training.batch_size is 20, over the server's limit of 19 "
@@ -134,7 +117,7 @@ TEST(LimitsTest, BatchSizeOverTheLimitFails) {
 }
 
 TEST(LimitsTest, DefaultBatchSizeCountsAgainstTheLimit) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   spec.mutable_training()->clear_batch_size();
   ServerLimits limits = Generous();
   limits.max_batch_size = 31;
@@ -144,7 +127,7 @@ TEST(LimitsTest, DefaultBatchSizeCountsAgainstTheLimit) {
 }
 
 TEST(LimitsTest, DatasetBytesOverTheLimitFail) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   const std::string content(1000, '1');
   spec.mutable_data()->mutable_csv()->set_content(content);
   // DataSpec field 3 (tag 1 byte, length 2 bytes) holding CsvData field 1
@@ -165,9 +148,9 @@ TEST(LimitsTest, DatasetBytesOverTheLimitFail) {
 TEST(LimitsTest, ExamplesInMemoryCountAgainstTheDatasetLimit) {
   ServerLimits limits = Generous();
   limits.max_dataset_bytes = 2400;
-  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  EXPECT_TRUE(CheckLimits(SmallSpiralsSpec(50), limits).ok());
   limits.max_dataset_bytes = 2399;
-  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  absl::Status status = CheckLimits(SmallSpiralsSpec(50), limits);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(status.message(),
             "data.synthetic holds 200 examples of 3 values, 2400 bytes in "
@@ -178,16 +161,16 @@ TEST(LimitsTest, ExamplesInMemoryCountAgainstTheDatasetLimit) {
 TEST(LimitsTest, ActivationsCountTheEvaluationChunkOrTheBatch) {
   ServerLimits limits = Generous();
   limits.max_activations = 5376;
-  EXPECT_TRUE(CheckLimits(SpiralsSpec(), limits).ok());
+  EXPECT_TRUE(CheckLimits(SmallSpiralsSpec(50), limits).ok());
   limits.max_activations = 5375;
-  absl::Status status = CheckLimits(SpiralsSpec(), limits);
+  absl::Status status = CheckLimits(SmallSpiralsSpec(50), limits);
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(status.message(),
             "256 rows (evaluation's chunk) times 21 inputs and units per "
             "example (model.layers) is 5376 activations, over the server's "
             "limit of 5375 (--max_activations)");
 
-  v1::JobSpec big_batch = SpiralsSpec();
+  v1::JobSpec big_batch = SmallSpiralsSpec(50);
   big_batch.mutable_training()->set_batch_size(1000);
   limits.max_activations = 20999;
   EXPECT_EQ(CheckLimits(big_batch, limits).message(),
@@ -199,7 +182,7 @@ TEST(LimitsTest, ActivationsCountTheEvaluationChunkOrTheBatch) {
 // A first line holding only a byte order mark is skipped by the parser, so
 // the limits must take the inputs from the line after it.
 TEST(LimitsTest, CsvLeadingByteOrderMarkLineIsSkipped) {
-  v1::JobSpec spec = SpiralsSpec();
+  v1::JobSpec spec = SmallSpiralsSpec(50);
   spec.mutable_data()->mutable_csv()->set_content(
       "\xEF\xBB\xBF\n1,2,3,4,0\n5,6,7,8,1\n");
   // 4 inputs: 4*16+16 + 16*3+3 = 131 parameters.
