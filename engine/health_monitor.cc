@@ -113,37 +113,6 @@ double ChanceLevelLoss(v1::Loss loss, const Dataset& train) {
   return entropy;
 }
 
-void HealthMonitor::Ring::Push(double v) {
-  values_[next_] = v;
-  next_ = (next_ + 1) % values_.size();
-  size_ = std::min(size_ + 1, values_.size());
-}
-
-void HealthMonitor::Ring::MeanVariance(size_t skip, size_t n, double* mean,
-                                       double* variance) const {
-  // Oldest to newest, wrapping once; no division per element, this runs
-  // on every step.
-  const size_t capacity = values_.size();
-  const size_t first = (next_ + 2 * capacity - skip - n) % capacity;
-  double sum = 0;
-  for (size_t k = 0, i = first; k < n; ++k, i = i + 1 == capacity ? 0 : i + 1) {
-    sum += values_[i];
-  }
-  *mean = n > 0 ? sum / static_cast<double>(n) : 0;
-  double squares = 0;
-  for (size_t k = 0, i = first; k < n; ++k, i = i + 1 == capacity ? 0 : i + 1) {
-    const double d = values_[i] - *mean;
-    squares += d * d;
-  }
-  *variance = n > 1 ? squares / static_cast<double>(n - 1) : 0;
-}
-
-double HealthMonitor::Ring::Mean(size_t n) const {
-  double mean = 0, variance = 0;
-  MeanVariance(0, n, &mean, &variance);
-  return mean;
-}
-
 HealthMonitor::HealthMonitor(const v1::JobSpec& spec, int input_features,
                              double chance_loss)
     : rules_(spec.monitoring().rules()),
@@ -166,7 +135,7 @@ HealthMonitor::HealthMonitor(const v1::JobSpec& spec, int input_features,
                        : specs[l].activation();
     s.fan_in = fan_in;
     s.fan_out = specs[l].units();
-    s.saturated_history = Ring(trend_half_);
+    s.saturated_history = ValueWindow(trend_half_);
     fan_in = specs[l].units();
   }
 }
@@ -551,7 +520,7 @@ HealthMonitor::Verdict HealthMonitor::Judge(const v1::StepStats& stats) const {
   for (const v1::LayerStats& layer : stats.layers()) {
     if (layer.index() >= layers_.size()) continue;
     const int l = static_cast<int>(layer.index());
-    const Ring& history = layers_[l].saturated_history;
+    const ValueWindow& history = layers_[l].saturated_history;
     v.saturation_window = std::min(history.size(), trend_half_);
     const double saturated = history.Mean(v.saturation_window);
     saturated_over += saturated > rules_.saturated_activation().threshold();

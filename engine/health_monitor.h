@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/dataset.h"
+#include "engine/value_window.h"
 #include "gradwatch/v1/events.pb.h"
 #include "gradwatch/v1/spec.pb.h"
 
@@ -97,24 +98,6 @@ class HealthMonitor {
   };
   enum class Transition { kNone, kFired, kCleared };
 
-  // The last `capacity` values pushed.
-  class Ring {
-   public:
-    explicit Ring(size_t capacity = 1) : values_(capacity) {}
-    void Push(double v);
-    size_t size() const { return size_; }
-    // Mean and sample variance of `n` values ending `skip` values before
-    // the newest one.
-    void MeanVariance(size_t skip, size_t n, double* mean,
-                      double* variance) const;
-    double Mean(size_t n) const;
-
-   private:
-    std::vector<double> values_;
-    size_t next_ = 0;
-    size_t size_ = 0;
-  };
-
   struct LayerState {
     std::string name;
     gradwatch::v1::Activation activation = gradwatch::v1::LINEAR;
@@ -122,7 +105,7 @@ class HealthMonitor {
     uint32_t fan_out = 0;
     Hysteresis dead, saturated, vanishing, exploding, update_ratio, unchanged;
     double update_bound = 0;  // the WEIGHT_UPDATE_RATIO bound crossed
-    Ring saturated_history;
+    ValueWindow saturated_history;
   };
 
   // Why the diagnosis says what it says; formatted on demand.
@@ -191,9 +174,9 @@ class HealthMonitor {
   std::vector<LayerState> layers_;
   Hysteresis job_exploding_;
   Hysteresis loss_flat_;
-  Ring losses_;
-  Ring accuracies_;
-  Ring grad_norms_;
+  ValueWindow losses_;
+  ValueWindow accuracies_;
+  ValueWindow grad_norms_;
   double peak_grad_norm_ = 0;
   double min_loss_ = std::numeric_limits<double>::infinity();
   bool initialization_checked_ = false;
