@@ -3,37 +3,55 @@
 #include <algorithm>
 
 namespace gradwatch::engine {
+namespace {
+
+// i - k modulo `size`, for i < size and k <= size: no division, as a
+// window is read and written several times on every collected step.
+size_t Back(size_t i, size_t k, size_t size) {
+  return i >= k ? i - k : i + size - k;
+}
+
+size_t Next(size_t i, size_t size) { return i + 1 == size ? 0 : i + 1; }
+
+}  // namespace
 
 ValueWindow::ValueWindow(size_t capacity)
     : capacity_(std::max<size_t>(capacity, 1)),
       values_(capacity_),
       sums_(capacity_ + 1),
-      squares_(capacity_ + 1) {}
+      squares_(capacity_ + 1),
+      until_recenter_(capacity_) {}
 
 void ValueWindow::Push(double value) {
-  if (pushed_ == 0) center_ = value;
-  values_[pushed_ % capacity_] = value;
-  const size_t slots = capacity_ + 1;
-  const size_t from = pushed_ % slots;
-  const size_t to = (pushed_ + 1) % slots;
+  if (size_ == 0) center_ = value;
+  values_[next_value_] = value;
+  next_value_ = Next(next_value_, capacity_);
+  const size_t to = Next(last_sum_, capacity_ + 1);
   const double d = value - center_;
-  sums_[to] = sums_[from] + d;
-  squares_[to] = squares_[from] + d * d;
-  ++pushed_;
+  sums_[to] = sums_[last_sum_] + d;
+  squares_[to] = squares_[last_sum_] + d * d;
+  last_sum_ = to;
   size_ = std::min(size_ + 1, capacity_);
-  if (pushed_ % capacity_ == 0) Recenter();
+  if (--until_recenter_ == 0) {
+    Recenter();
+    until_recenter_ = capacity_;
+  }
 }
 
 void ValueWindow::Recenter() {
   const size_t slots = capacity_ + 1;
-  center_ = values_[(pushed_ - 1) % capacity_];
-  uint64_t p = pushed_ - size_;
-  sums_[p % slots] = 0;
-  squares_[p % slots] = 0;
-  for (; p < pushed_; ++p) {
-    const double d = values_[p % capacity_] - center_;
-    sums_[(p + 1) % slots] = sums_[p % slots] + d;
-    squares_[(p + 1) % slots] = squares_[p % slots] + d * d;
+  center_ = values_[Back(next_value_, 1, capacity_)];
+  size_t v = Back(next_value_, size_, capacity_);  // the oldest value
+  size_t p = Back(last_sum_, size_, slots);
+  sums_[p] = 0;
+  squares_[p] = 0;
+  for (size_t k = 0; k < size_; ++k) {
+    const double d = values_[v] - center_;
+    const size_t q = Next(p, slots);
+    sums_[q] = sums_[p] + d;
+    squares_[q] = squares_[p] + d * d;
+    p = q;
+    v = Next(v, capacity_);
   }
 }
 
@@ -45,10 +63,10 @@ void ValueWindow::MeanVariance(size_t skip, size_t n, double* mean,
     return;
   }
   const size_t slots = capacity_ + 1;
-  const uint64_t end = pushed_ - skip;
-  const uint64_t begin = end - n;
-  const double sum = sums_[end % slots] - sums_[begin % slots];
-  const double squares = squares_[end % slots] - squares_[begin % slots];
+  const size_t end = Back(last_sum_, skip, slots);
+  const size_t begin = Back(end, n, slots);
+  const double sum = sums_[end] - sums_[begin];
+  const double squares = squares_[end] - squares_[begin];
   const auto count = static_cast<double>(n);
   *mean = center_ + sum / count;
   *variance =

@@ -2,7 +2,6 @@
 #define GRADWATCH_ENGINE_VALUE_WINDOW_H_
 
 #include <cstddef>
-#include <cstdint>
 #include <vector>
 
 namespace gradwatch::engine {
@@ -37,14 +36,16 @@ class ValueWindow {
   void Recenter();
 
   size_t capacity_;
-  std::vector<double> values_;  // value k (0-based) at k % capacity_
-  // The sums over the first p values at p % (capacity_ + 1), for the
-  // last size_ + 1 positions p.
+  std::vector<double> values_;  // a ring of the last size_ values
+  // Rings of capacity_ + 1 prefix sums: the sums over the values before
+  // each of the last size_ values, and over all of them at last_sum_.
   std::vector<double> sums_;
   std::vector<double> squares_;
   double center_ = 0;
-  uint64_t pushed_ = 0;
+  size_t next_value_ = 0;  // where the next value goes
+  size_t last_sum_ = 0;
   size_t size_ = 0;
+  size_t until_recenter_;
 };
 
 }  // namespace gradwatch::engine
