@@ -3,7 +3,9 @@
 //  - BM_TrainStep/{config}/{variant}: one variant's step time;
 //  - BM_StatsOverhead/{config}: what full statistics every step cost, from
 //    pairs of runs (without, with) in alternating order within one process,
-//    as the median of the pairs' ratios.
+//    as the median of the pairs' ratios;
+//  - BM_RuleWindows/tiny/{for_steps}: the step with statistics and health
+//    rules whose windows are short or long.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -44,22 +46,20 @@ constexpr Variant kVariants[] = {
     {"bf16/nostats", v1::TrainingSpec::BF16, false, 0},
 };
 
-void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
-                  const Variant& variant) {
-  const int steps = StepsPerRun(config);
-  const v1::JobSpec spec =
-      MakeBenchSpec(config, steps, kThreads, variant.full_stats,
-                    variant.precision, variant.curvature_every);
+// Runs `spec`, of `steps` steps, on a new Trainer per iteration, timing
+// Run only; reports the time per step as step_us. Returns false when the
+// spec or a run failed.
+bool TimeRuns(benchmark::State& state, const v1::JobSpec& spec, int steps) {
   if (absl::Status valid = engine::ValidateJobSpec(spec); !valid.ok()) {
     state.SkipWithError(std::string(valid.message()).c_str());
-    return;
+    return false;
   }
   for (auto _ : state) {
     state.PauseTiming();
     auto trainer = engine::Trainer::Create(spec, {});
     if (!trainer.ok()) {
       state.SkipWithError(std::string(trainer.status().message()).c_str());
-      return;
+      return false;
     }
     engine::CancellationToken cancel;
     state.ResumeTiming();
@@ -70,8 +70,36 @@ void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
   state.counters["step_us"] =
       benchmark::Counter(total_steps * 1e-6, benchmark::Counter::kIsRate |
                                                  benchmark::Counter::kInvert);
+  return true;
+}
+
+void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
+                  const Variant& variant) {
+  const int steps = StepsPerRun(config);
+  const v1::JobSpec spec =
+      MakeBenchSpec(config, steps, kThreads, variant.full_stats,
+                    variant.precision, variant.curvature_every);
+  if (!TimeRuns(state, spec, steps)) return;
+  const double total_steps = static_cast<double>(state.iterations()) * steps;
   state.counters["GFLOPs"] = benchmark::Counter(
       total_steps * FlopsPerStep(config) * 1e-9, benchmark::Counter::kIsRate);
+}
+
+// BM_RuleWindows/{config}/{for_steps}: statistics every step, with
+// LOSS_NOT_DECREASING over `for_steps` steps, which also sets the
+// diagnosis's windows (up to 1,000 steps, and trend halves as long).
+// The runs are long enough that every window fills: what the health rules
+// cost should not depend on how long their windows are.
+constexpr int kRuleWindowSteps = 4000;
+
+void BM_RuleWindows(benchmark::State& state, const BenchConfig& config) {
+  v1::JobSpec spec = MakeBenchSpec(config, kRuleWindowSteps, kThreads,
+                                   /*full_stats=*/true, v1::TrainingSpec::F32);
+  spec.mutable_monitoring()
+      ->mutable_rules()
+      ->mutable_loss_not_decreasing()
+      ->set_for_steps(static_cast<uint32_t>(state.range(0)));
+  TimeRuns(state, spec, kRuleWindowSteps);
 }
 
 // Wall time of one run of `spec` on a new Trainer (its creation excluded).
@@ -142,6 +170,16 @@ int Register() {
       const std::string name =
           "BM_TrainStep/" + config.name + "/" + variant.name;
       benchmark::RegisterBenchmark(name.c_str(), BM_TrainStep, config, variant)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MinTime(1.0);
+    }
+    // Only a small net's step is short enough for the rules to show.
+    if (config.name == "tiny") {
+      benchmark::RegisterBenchmark("BM_RuleWindows/tiny", BM_RuleWindows,
+                                   config)
+          ->Arg(10)
+          ->Arg(1000)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
           ->MinTime(1.0);
