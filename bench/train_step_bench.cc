@@ -34,16 +34,19 @@ struct Variant {
   v1::TrainingSpec::Precision precision;
   bool full_stats;
   int curvature_every;
+  bool z_histograms;
 };
 
 // nostats: statistics only on the first and last step; stats: every step;
 // curvature10: every step, plus a Hessian estimate every 10 steps (its cost
-// per estimate is 10 x the difference to "stats").
+// per estimate is 10 x the difference to "stats"); histograms: every step,
+// with every layer's Z histogram (the default 32 bins over [-4, 4)).
 constexpr Variant kVariants[] = {
-    {"f32/nostats", v1::TrainingSpec::F32, false, 0},
-    {"f32/stats", v1::TrainingSpec::F32, true, 0},
-    {"f32/curvature10", v1::TrainingSpec::F32, true, 10},
-    {"bf16/nostats", v1::TrainingSpec::BF16, false, 0},
+    {"f32/nostats", v1::TrainingSpec::F32, false, 0, false},
+    {"f32/stats", v1::TrainingSpec::F32, true, 0, false},
+    {"f32/curvature10", v1::TrainingSpec::F32, true, 10, false},
+    {"f32/histograms", v1::TrainingSpec::F32, true, 0, true},
+    {"bf16/nostats", v1::TrainingSpec::BF16, false, 0, false},
 };
 
 // Runs `spec`, of `steps` steps, on a new Trainer per iteration, timing
@@ -76,9 +79,10 @@ bool TimeRuns(benchmark::State& state, const v1::JobSpec& spec, int steps) {
 void BM_TrainStep(benchmark::State& state, const BenchConfig& config,
                   const Variant& variant) {
   const int steps = StepsPerRun(config);
-  const v1::JobSpec spec =
-      MakeBenchSpec(config, steps, kThreads, variant.full_stats,
-                    variant.precision, variant.curvature_every);
+  v1::JobSpec spec = MakeBenchSpec(config, steps, kThreads, variant.full_stats,
+                                   variant.precision, variant.curvature_every);
+  spec.mutable_monitoring()->mutable_histograms()->set_enabled(
+      variant.z_histograms);
   if (!TimeRuns(state, spec, steps)) return;
   const double total_steps = static_cast<double>(state.iterations()) * steps;
   state.counters["GFLOPs"] = benchmark::Counter(
