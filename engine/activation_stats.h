@@ -161,7 +161,8 @@ class ActivationStats {
   int histogram_bins_ = 0;
   float histogram_min_ = 0;
   float histogram_max_ = 0;
-  std::vector<uint64_t> histogram_;  // bins + 1: the last slot takes NaN
+  std::vector<uint64_t> histogram_;         // bins + 1: the last slot takes NaN
+  std::vector<uint64_t> histogram_tables_;  // AddToHistogram's counts
 };
 
 }  // namespace gradwatch::engine

@@ -1,5 +1,6 @@
 #include "engine/activation_stats.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -365,6 +366,34 @@ TEST(ActivationStatsTest, HistogramBinsAndEnds) {
   small.Compute(again.data(), again.data(), 1);
   small.Compute(again.data(), again.data(), 1);
   EXPECT_EQ(small.histogram_counts()[4], 2u);
+}
+
+TEST(ActivationStatsTest, HistogramOfSeveralChunksMatchesANaiveCount) {
+  // 2,053 entries: two chunks of 1,024 and one of 5, whose last entry is
+  // counted after the interleaved tables' groups of four.
+  v1::HistogramSpec spec;
+  spec.set_enabled(true);
+  spec.set_bins(12);
+  spec.set_min(-3.0f);
+  spec.set_max(3.0f);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.5f);
+  std::vector<float> z(2053);
+  for (float& v : z) v = normal(rng);
+  z[7] = kNaN;
+  z[1030] = kInf;
+  z[2052] = -kInf;
+  ActivationStats stats(Function(v1::LINEAR), 1, 2053, 1e-3, spec);
+  stats.Compute(z.data(), z.data(), 2053);
+  std::vector<uint64_t> naive(12, 0);
+  for (float v : z) {
+    if (std::isnan(v)) continue;
+    const double t = std::floor((static_cast<double>(v) + 3.0) * 2.0);
+    ++naive[static_cast<int>(std::clamp(t, 0.0, 11.0))];
+  }
+  std::vector<uint64_t> counts(stats.histogram_counts(),
+                               stats.histogram_counts() + 12);
+  EXPECT_THAT(counts, ElementsAreArray(naive));
 }
 
 TEST(ActivationStatsTest, HistogramOffWhenDisabled) {
