@@ -26,14 +26,14 @@ constexpr int kMomentChunk = 1024;
 constexpr int kShiftSample = 64;
 
 // index[i] = the histogram bin of z[i]: (z[i] - lo) * scale, clamped to
-// [0, top] (±Inf to the end bins); NaN fails both comparisons, lands on
-// `top`, then gets nan_slot.
+// [0, top] (±Inf to the end bins), or nan_slot for NaN. The clamp is a
+// maximum and a minimum in that order, which NaN leaves at 0.
 GRADWATCH_WIDE_CLONES
 void HistogramBins(const float* z, int n, double lo, double scale, double top,
                    int32_t nan_slot, int32_t* index) {
   for (int i = 0; i < n; ++i) {
     const double t = (static_cast<double>(z[i]) - lo) * scale;
-    const double clamped = t < 0 ? 0 : (t < top ? t : top);
+    const double clamped = std::min(top, std::max(0.0, t));
     index[i] = z[i] == z[i] ? static_cast<int32_t>(clamped) : nan_slot;
   }
 }
