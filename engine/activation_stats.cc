@@ -20,7 +20,7 @@ constexpr int kHistogramChunk = 1024;
 // Z's bins are counted in this many tables in turn: neighbouring entries
 // mostly share a bin, and with one table each increment would wait for the
 // previous one's store.
-constexpr int kHistogramTables = 4;
+constexpr int kHistogramTables = 8;
 // Entries per f32 partial sum: each of 16 lanes adds at most 64 terms.
 constexpr int kMomentChunk = 1024;
 constexpr int kShiftSample = 64;
