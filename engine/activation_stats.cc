@@ -482,7 +482,9 @@ ActivationStats::ActivationStats(const ActivationFunction& f, int units,
     histogram_min_ = histogram.min();
     histogram_max_ = histogram.max();
     histogram_.assign(histogram_bins_ + 1, 0);
-    histogram_tables_.assign(kHistogramTables * histogram_.size(), 0);
+    histogram_tables_.assign(
+        static_cast<size_t>(max_parts_) * kHistogramTables * histogram_.size(),
+        0);
   }
 }
 
@@ -551,6 +553,7 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
   if (part == 0) {  // for Finish
     shifts_ = {z_shift, a_shift};
     marked_parts_ = active != nullptr ? parts : 0;
+    histogram_parts_ = parts <= max_parts_ ? parts : 0;
   }
   // Plain ReLU on AVX-512 CPUs: the same figures from a loop that leaves
   // the adders to the sums (relu_chunk_avx512.h).
@@ -580,6 +583,15 @@ void ActivationStats::ComputePartImpl(const float* z, const float* a,
       SumChunk(z + start, a + start, count, z_shift, a_shift, marks,
                &chunk_sums_[c]);
     }
+  }
+  // The part's Z histogram, while its entries are in cache.
+  if (has_histogram() && parts <= max_parts_) {
+    const int64_t begin = std::min(n, chunks * part / parts * kMomentChunk);
+    const int64_t end = std::min(n, chunks * (part + 1) / parts * kMomentChunk);
+    CountHistogram(z + begin, end - begin,
+                   histogram_tables_.data() + static_cast<size_t>(part) *
+                                                  kHistogramTables *
+                                                  histogram_.size());
   }
 }
 
@@ -619,8 +631,17 @@ void ActivationStats::Finish(const float* z, const float* a, int rows) {
   moments_ = ActivationMoments();
   if (n > 0) AddUpMoments(z, a, n);
   if (has_histogram()) {
-    std::fill(histogram_.begin(), histogram_.end(), 0);
-    AddToHistogram(z, n);
+    // The parts' tables, or, when there were more parts than tables, one
+    // count of the whole batch here.
+    if (histogram_parts_ == 0) CountHistogram(z, n, histogram_tables_.data());
+    const int tables = std::max(histogram_parts_, 1) * kHistogramTables;
+    const size_t slots = histogram_.size();
+    for (size_t b = 0; b < slots; ++b) {
+      uint64_t total = 0;
+      for (int t = 0; t < tables; ++t)
+        total += histogram_tables_[t * slots + b];
+      histogram_[b] = total;
+    }
   }
 }
 
@@ -659,15 +680,15 @@ void ActivationStats::AddUpMoments(const float* z, const float* a, int64_t n) {
   moments_.z_nonfinite_count = static_cast<uint64_t>(z_nonfinite);
 }
 
-void ActivationStats::AddToHistogram(const float* z, int64_t n) {
+void ActivationStats::CountHistogram(const float* z, int64_t n,
+                                     uint64_t* tables) const {
   const double lo = histogram_min_;
   const double scale = histogram_bins_ / (static_cast<double>(histogram_max_) -
                                           static_cast<double>(histogram_min_));
   const double top = histogram_bins_ - 1;
   const int nan_slot = histogram_bins_;
   const size_t slots = histogram_.size();
-  uint64_t* const tables = histogram_tables_.data();
-  std::fill(histogram_tables_.begin(), histogram_tables_.end(), 0);
+  std::fill(tables, tables + kHistogramTables * slots, 0);
   int32_t index[kHistogramChunk];
   for (int64_t start = 0; start < n; start += kHistogramChunk) {
     const int count =
@@ -680,11 +701,6 @@ void ActivationStats::AddToHistogram(const float* z, int64_t n) {
       }
     }
     for (; i < count; ++i) ++tables[index[i]];
-  }
-  for (size_t b = 0; b < slots; ++b) {
-    uint64_t total = 0;
-    for (int t = 0; t < kHistogramTables; ++t) total += tables[t * slots + b];
-    histogram_[b] += total;
   }
 }
 

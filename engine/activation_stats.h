@@ -139,7 +139,9 @@ class ActivationStats {
   void ComputePartImpl(const float* z, const float* a, float* a_out, int rows,
                        int part, int parts);
   void AddUpMoments(const float* z, const float* a, int64_t n);
-  void AddToHistogram(const float* z, int64_t n);
+  // Counts the bins of z[0, n) into kHistogramTables tables of
+  // histogram_.size() slots, cleared first.
+  void CountHistogram(const float* z, int64_t n, uint64_t* tables) const;
 
   ActivationFunction f_;
   int units_;
@@ -161,8 +163,11 @@ class ActivationStats {
   int histogram_bins_ = 0;
   float histogram_min_ = 0;
   float histogram_max_ = 0;
-  std::vector<uint64_t> histogram_;         // bins + 1: the last slot takes NaN
-  std::vector<uint64_t> histogram_tables_;  // AddToHistogram's counts
+  std::vector<uint64_t> histogram_;  // bins + 1: the last slot takes NaN
+  // Per part, CountHistogram's tables; histogram_parts_ parts of the last
+  // computation counted theirs (0: Finish counts the whole batch).
+  std::vector<uint64_t> histogram_tables_;
+  int histogram_parts_ = 0;
 };
 
 }  // namespace gradwatch::engine

@@ -396,6 +396,42 @@ TEST(ActivationStatsTest, HistogramOfSeveralChunksMatchesANaiveCount) {
   EXPECT_THAT(counts, ElementsAreArray(naive));
 }
 
+TEST(ActivationStatsTest, SplitHistogramMatchesWhole) {
+  // 6,400 entries, seven chunks: each part counts its chunks into tables
+  // of its own, up to max_parts (4) parts; with more, Finish counts them.
+  v1::HistogramSpec spec;
+  spec.set_enabled(true);
+  spec.set_bins(16);
+  spec.set_min(-2.0f);
+  spec.set_max(2.0f);
+  const int rows = 64, units = 100;
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> z(rows * units);
+  for (float& v : z) v = normal(rng);
+  z[4000] = kNaN;
+  const ActivationFunction f = Function(v1::RELU);
+  std::vector<float> a(z.size());
+  for (size_t i = 0; i < z.size(); ++i) a[i] = Apply(f, z[i]);
+  ActivationStats whole(f, units, rows, 1e-3, spec);
+  whole.Compute(z.data(), a.data(), rows);
+  const std::vector<uint64_t> want(whole.histogram_counts(),
+                                   whole.histogram_counts() + 17);
+  EXPECT_EQ(want[16], 1u);  // the NaN slot
+  for (int parts : {2, 3, 4, 7}) {
+    ActivationStats split(f, units, rows, 1e-3, spec, /*max_parts=*/4);
+    for (int round = 0; round < 2; ++round) {  // counts are replaced
+      for (int part = parts - 1; part >= 0; --part) {
+        split.ComputePart(z.data(), a.data(), rows, part, parts);
+      }
+      split.Finish(z.data(), a.data(), rows);
+    }
+    const std::vector<uint64_t> got(split.histogram_counts(),
+                                    split.histogram_counts() + 17);
+    EXPECT_EQ(got, want) << "parts " << parts;
+  }
+}
+
 TEST(ActivationStatsTest, HistogramOffWhenDisabled) {
   v1::HistogramSpec spec;
   spec.set_bins(8);
