@@ -638,8 +638,9 @@ void ActivationStats::Finish(const float* z, const float* a, int rows) {
     const size_t slots = histogram_.size();
     for (size_t b = 0; b < slots; ++b) {
       uint64_t total = 0;
-      for (int t = 0; t < tables; ++t)
+      for (int t = 0; t < tables; ++t) {
         total += histogram_tables_[t * slots + b];
+      }
       histogram_[b] = total;
     }
   }

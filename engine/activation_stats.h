@@ -139,8 +139,8 @@ class ActivationStats {
   void ComputePartImpl(const float* z, const float* a, float* a_out, int rows,
                        int part, int parts);
   void AddUpMoments(const float* z, const float* a, int64_t n);
-  // Counts the bins of z[0, n) into kHistogramTables tables of
-  // histogram_.size() slots, cleared first.
+  // Counts the bins of z[0, n) into one part's interleaved tables at
+  // `tables` (histogram_.size() slots each), cleared first.
   void CountHistogram(const float* z, int64_t n, uint64_t* tables) const;
 
   ActivationFunction f_;
