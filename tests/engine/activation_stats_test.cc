@@ -369,8 +369,8 @@ TEST(ActivationStatsTest, HistogramBinsAndEnds) {
 }
 
 TEST(ActivationStatsTest, HistogramOfSeveralChunksMatchesANaiveCount) {
-  // 2,053 entries: two chunks of 1,024 and one of 5, whose last entry is
-  // counted after the interleaved tables' groups of four.
+  // 2,053 entries: two chunks of 1,024 and one of 5, fewer than the
+  // interleaved tables' group of eight: counted one by one.
   v1::HistogramSpec spec;
   spec.set_enabled(true);
   spec.set_bins(12);

@@ -1,7 +1,6 @@
 #include "engine/value_window.h"
 
 #include <cmath>
-#include <cstdint>
 #include <deque>
 #include <random>
 
