@@ -132,39 +132,49 @@ void StatsCollector::Collect(const Model& model,
   CollectLayers(model, updates, stats);
 }
 
-double StatsCollector::CollectGradients(const Model& model,
+double StatsCollector::CollectGradients(const Model& /*model*/,
                                         v1::StepStats* stats) {
-  const int num_layers = static_cast<int>(model.params().size());
-  EnsureSize(stats->mutable_layers(), num_layers);
+  SweepGradients();
+  return FillGradients(stats);
+}
+
+void StatsCollector::SweepGradients() {
   double sum_squares = 0;
+  for (size_t t = 0; t < tensors_.size(); ++t) {
+    const TensorRef& ref = tensors_[t];
+    const float* grad = ref.grad;
+    int64_t elements = ref.elements;
+    int64_t padding = ref.padding;
+    const std::vector<int32_t>& index = ref.gather_index;
+    if (!index.empty()) {
+      for (size_t i = 0; i < index.size(); ++i) {
+        gather_scratch_[i] = grad[index[i]];
+      }
+      grad = gather_scratch_.data();
+      elements = static_cast<int64_t>(index.size());
+      padding = 0;
+    }
+    SweepGradient(grad, elements, padding, summaries_[t]);
+    sum_squares += summaries_[t].sum_squares;
+  }
+  gradient_sum_squares_ = sum_squares;
+}
+
+double StatsCollector::FillGradients(v1::StepStats* stats) {
+  const int num_layers = static_cast<int>(layers_.size());
+  EnsureSize(stats->mutable_layers(), num_layers);
   for (int l = 0; l < num_layers; ++l) {
     const int first = first_tensor_[l];
     const int count = first_tensor_[l + 1] - first;
     auto* tensors = stats->mutable_layers(l)->mutable_params();
     EnsureSize(tensors, count);
     for (int k = 0; k < count; ++k) {
-      const TensorRef& ref = tensors_[first + k];
-      const float* grad = ref.grad;
-      int64_t elements = ref.elements;
-      int64_t padding = ref.padding;
-      const std::vector<int32_t>& index = ref.gather_index;
-      if (!index.empty()) {
-        for (size_t i = 0; i < index.size(); ++i) {
-          gather_scratch_[i] = grad[index[i]];
-        }
-        grad = gather_scratch_.data();
-        elements = static_cast<int64_t>(index.size());
-        padding = 0;
-      }
-      GradientSummary& summary = summaries_[first + k];
-      SweepGradient(grad, elements, padding, summary);
       v1::TensorStats* out = tensors->Mutable(k);
-      SetName(ref.name, out);
-      FillGradientStats(summary, out);
-      sum_squares += summary.sum_squares;
+      SetName(tensors_[first + k].name, out);
+      FillGradientStats(summaries_[first + k], out);
     }
   }
-  return std::sqrt(sum_squares);
+  return std::sqrt(gradient_sum_squares_);
 }
 
 int StatsCollector::ActivationThreads() const {

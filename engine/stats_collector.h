@@ -67,6 +67,17 @@ class StatsCollector : public ActivationWriter {
   /// not change gradients), then call CollectLayers on the same message.
   double CollectGradients(const Model& model, gradwatch::v1::StepStats* stats);
 
+  /// CollectGradients in two halves, for a caller that sweeps on another
+  /// thread (SpareThread) while its own goes on: SweepGradients computes
+  /// every tensor's figures into the collector's own summaries and touches
+  /// nothing else (no message, no other state of the collector), so it may
+  /// run beside any other call but another sweep, FillGradients or
+  /// SweepDataset, as long as nothing writes the gradients. FillGradients
+  /// then writes the figures of the last sweep into `stats`, on the
+  /// caller's thread, and returns the L2 norm over all gradients.
+  void SweepGradients();
+  double FillGradients(gradwatch::v1::StepStats* stats);
+
   /// Computes every layer's unit and activation statistics from the
   /// training net's last Forward, for the next CollectLayers to report.
   /// Call it right after Forward, while the activations are still in
@@ -159,6 +170,7 @@ class StatsCollector : public ActivationWriter {
   // Per layer, its tensors' range in tensors_.
   std::vector<int> first_tensor_;
   std::vector<GradientSummary> summaries_;
+  double gradient_sum_squares_ = 0;  // the last SweepGradients'
   std::vector<float> gather_scratch_;
   std::vector<float> dataset_scratch_;  // [max units]
 };
