@@ -79,7 +79,8 @@ std::string RunInfoLine(const v1::RunInfo& info) {
       "started: ", info.steps_total(), " steps of batch ", info.batch_size(),
       ", ", info.parameters(), " parameters, ", info.train_samples(),
       " training / ", info.validation_samples(), " validation examples of ",
-      info.input_features(), " features, ", info.threads(), " threads, ",
+      info.input_features(), " features, ", info.threads(), " threads",
+      info.statistics_thread() ? " (+1 for statistics), " : ", ",
       v1::TrainingSpec::Precision_Name(info.precision()), ", denormals ",
       info.denormals_flushed() ? "flushed to zero" : "kept",
       info.engine_version().empty() ? "" : ", ", info.engine_version());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "engine/model.h"
 #include "engine/onednn_util.h"
 #include "engine/optimizer.h"
+#include "engine/spare_thread.h"
 #include "engine/spec_defaults.h"
 #include "engine/stats_collector.h"
 
@@ -40,6 +42,11 @@ struct Trainer::State {
   std::unique_ptr<StatsCollector> collector;
   std::unique_ptr<HealthMonitor> monitor;
   std::unique_ptr<CurvatureEstimator> curvature;  // when scheduled
+  // Sweeps the gradients for the statistics beside the update and the
+  // next forward pass, on a thread of the budget that the step's
+  // primitives leave idle (null when they use them all). Declared after
+  // the collector, whose SweepGradients it runs: destroyed first.
+  std::unique_ptr<SpareThread> sweeper;
   uint64_t steps_done ABSL_GUARDED_BY(mu) = 0;
 };
 
@@ -121,6 +128,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
       state->curvature = *std::move(curvature);
     }
   }
+  if (state->threads < budget && std::thread::hardware_concurrency() >
+                                     static_cast<unsigned>(state->threads)) {
+    state->sweeper = std::make_unique<SpareThread>(
+        [collector = state->collector.get()] { collector->SweepGradients(); });
+  }
   state->monitor = std::make_unique<HealthMonitor>(
       state->spec, train.features, ChanceLevelLoss(state->spec.loss(), train));
   // Warm-up: the first execution of each primitive pays for its JIT code
@@ -148,6 +160,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   v1::RunInfo& info = state->run_info;
   info.set_precision(training.precision());
   info.set_threads(state->threads);
+  info.set_statistics_thread(state->sweeper != nullptr);
   info.set_parameters(CountParameters(state->spec.model(), train.features));
   info.set_train_samples(train.rows);
   info.set_validation_samples(state->data.validation.rows);
@@ -192,11 +205,54 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
   uint64_t step = 0;
   auto every = [&](uint64_t n) { return n > 0 && step % n == 0; };
 
+  // The end of a step: the health rules, its events, and whether the run
+  // stops there.
+  auto report = [&](uint64_t at, bool collect, bool emit, bool finite) {
+    // Rules and diagnosis are evaluated on collected steps (every
+    // divergent step is one), so their for_steps count evaluations.
+    alerts.clear();
+    if (collect) s.monitor->Observe(*stats, &alerts);
+    if (emit) on_event(step_event);
+    for (v1::Alert& alert : alerts) {
+      event.Clear();
+      event.set_step(at);
+      *event.mutable_alert() = std::move(alert);
+      on_event(event);
+    }
+    if (!finite || s.monitor->diverged()) {
+      summary.set_state(v1::FAILED);
+      summary.set_error(
+          absl::StrCat("diverged: non-finite values at step ", at));
+      return true;
+    }
+    if (s.monitor->stop_requested()) {
+      summary.set_state(v1::FAILED);
+      summary.set_error(s.monitor->stop_reason());
+      return true;
+    }
+    return false;
+  };
+  // A collected step whose gradients the spare thread sweeps ends in the
+  // next step, before its backward pass writes the gradients again (or
+  // after the loop): its report then waits for the sweep. The rules thus
+  // see it, and can stop the run, before the next update.
+  uint64_t pending = 0;  // the step, or 0
+  auto finish_pending = [&] {
+    const uint64_t at = pending;
+    pending = 0;
+    s.sweeper->Wait();
+    stats->set_grad_norm(s.collector->FillGradients(stats));
+    return report(at, /*collect=*/true, /*emit=*/true, /*finite=*/true);
+  };
+
   absl::Status failure;  // from evaluation or the dataset sweep
   absl::Status status = CatchDnnlErrors("training", [&] {
     for (step = 1; step <= total_steps; ++step) {
       if (cancel.cancelled()) {
-        summary.set_state(v1::CANCELLED);
+        // The pending step ends first; it may stop the run itself.
+        if (pending == 0 || !finish_pending()) {
+          summary.set_state(v1::CANCELLED);
+        }
         --step;
         break;
       }
@@ -217,18 +273,38 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
           spec.loss(), net.output(), batch, width,
           regression ? nullptr : s.batch_labels.data(),
           regression ? s.batch_targets.data() : nullptr, net.diff_output());
+      if (pending != 0) {
+        // As if the pending step had ended at the top of this one: this
+        // step stops before its update.
+        if (finish_pending()) {
+          --step;
+          break;
+        }
+        if (cancel.cancelled()) {
+          summary.set_state(v1::CANCELLED);
+          --step;
+          break;
+        }
+      }
       net.Backward();
       // On collected steps the statistics' one sweep over each gradient
-      // also gives the norm that clipping needs.
-      double grad_norm = periodic ? s.collector->CollectGradients(model, stats)
-                                  : GlobalGradNorm(s.optimizer->tensors());
+      // also gives the norm that clipping needs; with a spare thread, that
+      // sweep runs there, and this one sums the squares as on other steps.
+      const bool aside = periodic && !curvature_step && s.sweeper != nullptr;
+      double grad_norm = periodic && !aside
+                             ? s.collector->CollectGradients(model, stats)
+                             : GlobalGradNorm(s.optimizer->tensors());
       const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);
       const bool collect = periodic || !finite;
-      if (collect && !periodic) {
+      if (!finite && (aside || !periodic)) {
         grad_norm = s.collector->CollectGradients(model, stats);
         // Z, for the activation statistics: the same inputs and weights
         // give the same A, and the gradients stay.
-        net.Forward();
+        if (!periodic) net.Forward();
+      }
+      if (aside && finite) {
+        s.sweeper->Start();
+        pending = step;
       }
       const double clip = spec.optimizer().clip_grad_norm();
       const float grad_scale = clip > 0 && grad_norm > clip
@@ -312,30 +388,17 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
         summary.set_final_validation_accuracy(val_accuracy);
       }
 
-      // Rules and diagnosis are evaluated on collected steps (every
-      // divergent step is one), so their for_steps count evaluations.
-      alerts.clear();
-      if (collect) s.monitor->Observe(*stats, &alerts);
-      if (collect || validate) on_event(step_event);
-      for (v1::Alert& alert : alerts) {
-        event.Clear();
-        event.set_step(step);
-        *event.mutable_alert() = std::move(alert);
-        on_event(event);
-      }
-      if (!finite || s.monitor->diverged()) {
-        summary.set_state(v1::FAILED);
-        summary.set_error(
-            absl::StrCat("diverged: non-finite values at step ", step));
-        break;
-      }
-      if (s.monitor->stop_requested()) {
-        summary.set_state(v1::FAILED);
-        summary.set_error(s.monitor->stop_reason());
-        break;
-      }
+      if (pending == step) continue;
+      if (report(step, collect, collect || validate, finite)) break;
     }
   });
+  // The last step's report, or one that a failure in the next step's
+  // forward pass left pending; a step that failed itself reports nothing.
+  if (pending != 0 && pending < step) {
+    finish_pending();
+  } else if (pending != 0) {
+    s.sweeper->Wait();
+  }
   if (status.ok()) status = failure;
   if (!status.ok()) {
     summary.set_state(v1::FAILED);
