@@ -17,7 +17,9 @@ inline constexpr int kExponentBins = kMaxExponent - kMinExponent + 1;
 /// The figures of one sweep over a gradient buffer. A caller keeps one per
 /// buffer and passes it to every SweepGradient call of that buffer: it is
 /// the sweep's output and its only memory (no allocation per call), and
-/// the last sweep's exponent range tells the next where to look.
+/// the last sweep's exponent range tells the next where to look. Aligned
+/// to a cache line, so that summaries swept on another thread (a
+/// SpareThread) share no line with the caller's data.
 ///
 /// Sums and the maximum follow IEEE arithmetic over every counted entry:
 /// one NaN makes sum_squares, sum_abs and max_abs NaN, an Inf makes them
@@ -26,7 +28,7 @@ inline constexpr int kExponentBins = kMaxExponent - kMinExponent + 1;
 /// error about 1e-6, at most 1e-4); blocks whose largest |g| is outside
 /// [2^-50, 2^50) are summed in double, so that no square overflows or
 /// vanishes.
-struct GradientSummary {
+struct alignas(64) GradientSummary {
   int64_t size = 0;  // entries counted (padding excluded)
   double sum_squares = 0;
   double sum_abs = 0;

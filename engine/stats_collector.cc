@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "engine/onednn_util.h"
@@ -18,6 +19,7 @@ constexpr uint32_t kMaxDeadWindow = 4096;
 // starting the team costs more than it saves.
 constexpr int64_t kParallelActivationEntries = int64_t{1} << 16;
 constexpr int kMaxThreads = 64;
+constexpr size_t kCacheLine = 64;
 
 double Ratio(int64_t part, int64_t whole) {
   return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole)
@@ -122,7 +124,12 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
   dataset_scratch_.resize(max_units);
   written_.assign(layers_.size(), 0);
   summaries_.resize(tensors_.size());
-  gather_scratch_.resize(most_gathered);
+  if (most_gathered > 0) {
+    const size_t bytes = (most_gathered * sizeof(float) + kCacheLine - 1) /
+                         kCacheLine * kCacheLine;
+    gather_scratch_.reset(static_cast<float*>(
+        ::operator new[](bytes, std::align_val_t{kCacheLine})));
+  }
 }
 
 void StatsCollector::Collect(const Model& model,
@@ -139,7 +146,6 @@ double StatsCollector::CollectGradients(const Model& /*model*/,
 }
 
 void StatsCollector::SweepGradients() {
-  double sum_squares = 0;
   for (size_t t = 0; t < tensors_.size(); ++t) {
     const TensorRef& ref = tensors_[t];
     const float* grad = ref.grad;
@@ -150,19 +156,18 @@ void StatsCollector::SweepGradients() {
       for (size_t i = 0; i < index.size(); ++i) {
         gather_scratch_[i] = grad[index[i]];
       }
-      grad = gather_scratch_.data();
+      grad = gather_scratch_.get();
       elements = static_cast<int64_t>(index.size());
       padding = 0;
     }
     SweepGradient(grad, elements, padding, summaries_[t]);
-    sum_squares += summaries_[t].sum_squares;
   }
-  gradient_sum_squares_ = sum_squares;
 }
 
 double StatsCollector::FillGradients(v1::StepStats* stats) {
   const int num_layers = static_cast<int>(layers_.size());
   EnsureSize(stats->mutable_layers(), num_layers);
+  double sum_squares = 0;
   for (int l = 0; l < num_layers; ++l) {
     const int first = first_tensor_[l];
     const int count = first_tensor_[l + 1] - first;
@@ -172,9 +177,14 @@ double StatsCollector::FillGradients(v1::StepStats* stats) {
       v1::TensorStats* out = tensors->Mutable(k);
       SetName(tensors_[first + k].name, out);
       FillGradientStats(summaries_[first + k], out);
+      sum_squares += summaries_[first + k].sum_squares;
     }
   }
-  return std::sqrt(gradient_sum_squares_);
+  return std::sqrt(sum_squares);
+}
+
+void StatsCollector::AlignedFree::operator()(float* p) const {
+  ::operator delete[](p, std::align_val_t{kCacheLine});
 }
 
 int StatsCollector::ActivationThreads() const {

@@ -2,6 +2,7 @@
 #define GRADWATCH_ENGINE_STATS_COLLECTOR_H_
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -170,8 +171,12 @@ class StatsCollector : public ActivationWriter {
   // Per layer, its tensors' range in tensors_.
   std::vector<int> first_tensor_;
   std::vector<GradientSummary> summaries_;
-  double gradient_sum_squares_ = 0;  // the last SweepGradients'
-  std::vector<float> gather_scratch_;
+  // Whole cache lines, as summaries_ (GradientSummary is aligned to one):
+  // a sweep on another thread writes no line that this one uses.
+  struct AlignedFree {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float[], AlignedFree> gather_scratch_;
   std::vector<float> dataset_scratch_;  // [max units]
 };
 
