@@ -1,6 +1,9 @@
 #include "engine/spare_thread.h"
 
 #include <omp.h>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include <chrono>
 #include <utility>
@@ -24,6 +27,17 @@ inline void Pause() {
 }
 
 }  // namespace
+
+int SpareThread::AvailableCpus() {
+#ifdef __linux__
+  cpu_set_t mask;
+  if (sched_getaffinity(0, sizeof(mask), &mask) == 0) {
+    return CPU_COUNT(&mask);
+  }
+#endif
+  const unsigned cpus = std::thread::hardware_concurrency();
+  return cpus == 0 ? 1 : static_cast<int>(cpus);
+}
 
 SpareThread::SpareThread(std::function<void()> work)
     : work_(std::move(work)), thread_([this] { Loop(); }) {}

@@ -34,6 +34,12 @@ class SpareThread {
   SpareThread(const SpareThread&) = delete;
   SpareThread& operator=(const SpareThread&) = delete;
 
+  /// CPUs the calling thread may run on (its affinity mask, where the
+  /// system has one; else the machine's count). A spare thread that has
+  /// to share the caller's CPU makes both wait out each other's time
+  /// slices: only worth starting when this exceeds the caller's threads.
+  static int AvailableCpus();
+
   /// Runs the work once on the thread. Not while it runs (call Wait first).
   void Start();
   /// Returns once the work handed over by the last Start has run.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -128,8 +127,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
       state->curvature = *std::move(curvature);
     }
   }
-  if (state->threads < budget && std::thread::hardware_concurrency() >
-                                     static_cast<unsigned>(state->threads)) {
+  if (state->threads < budget &&
+      SpareThread::AvailableCpus() > state->threads) {
     state->sweeper = std::make_unique<SpareThread>(
         [collector = state->collector.get()] { collector->SweepGradients(); });
   }

@@ -3,10 +3,12 @@
 // backward pass (engine/spare_thread.h). The run must be the same as on
 // the training thread alone: every event, every stop and the model.
 
+#include <sched.h>
+
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "engine/spare_thread.h"
 #include "engine/spec_validation.h"
 #include "engine/trainer.h"
 #include "gtest/gtest.h"
@@ -90,7 +92,7 @@ struct Scenario {
 class StatisticsThreadTest : public testing::TestWithParam<Scenario> {};
 
 TEST_P(StatisticsThreadTest, LeavesTheRunAsOnTheTrainingThreadAlone) {
-  if (std::thread::hardware_concurrency() < 2) {
+  if (SpareThread::AvailableCpus() < 2) {
     GTEST_SKIP() << "one core: no thread to spare";
   }
   const Scenario& scenario = GetParam();
@@ -153,7 +155,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(StatisticsThreadTest, OnlyWhenTheStepLeavesAThreadOfTheBudget) {
-  if (std::thread::hardware_concurrency() < 2) {
+  if (SpareThread::AvailableCpus() < 2) {
     GTEST_SKIP() << "one core: no thread to spare";
   }
   auto run_info = [](const v1::JobSpec& spec) {
@@ -171,6 +173,22 @@ TEST(StatisticsThreadTest, OnlyWhenTheStepLeavesAThreadOfTheBudget) {
   const v1::RunInfo info = run_info(wide);
   EXPECT_EQ(info.threads(), 2u);
   EXPECT_FALSE(info.statistics_thread());
+}
+
+// A job confined to one CPU (taskset, a cpuset) has no thread to spare,
+// whatever its budget: the two threads would take turns on that CPU.
+TEST(StatisticsThreadTest, NotWhenTheJobMayRunOnOneCpu) {
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  EXPECT_EQ(SpareThread::AvailableCpus(), 1);
+  auto trainer = Trainer::Create(SmallSpec(5, 2), {});
+  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  EXPECT_FALSE((*trainer)->run_info().statistics_thread());
 }
 
 }  // namespace
