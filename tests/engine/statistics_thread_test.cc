@@ -12,33 +12,19 @@
 #include "engine/spec_validation.h"
 #include "engine/trainer.h"
 #include "gtest/gtest.h"
+#include "tests/spirals_spec.h"
 
 namespace gradwatch::engine {
 namespace {
 
 namespace v1 = ::gradwatch::v1;
 
-// 2-64-64-3 ReLU, batch 32: 0.85 MFLOP a step, which one thread runs.
+// tests/spirals_spec.h's 2-16-3 job (0.03 MFLOP a step, which one thread
+// runs) with momentum and a validation split.
 v1::JobSpec SmallSpec(uint64_t steps, uint32_t threads) {
-  v1::JobSpec spec;
-  v1::SyntheticData& data = *spec.mutable_data()->mutable_synthetic();
-  data.set_kind(v1::SyntheticData::SPIRALS);
-  data.set_samples(400);
-  data.set_classes(3);
-  data.set_seed(1);
+  v1::JobSpec spec = gradwatch::testing::SmallSpiralsSpec(steps);
   spec.mutable_data()->set_validation_fraction(0.2);
-  for (uint32_t units : {64, 64}) {
-    v1::LayerSpec& layer = *spec.mutable_model()->add_layers();
-    layer.set_units(units);
-    layer.set_activation(v1::RELU);
-  }
-  spec.mutable_model()->add_layers()->set_units(3);
-  spec.set_loss(v1::CROSS_ENTROPY);
   spec.mutable_optimizer()->set_momentum(0.9);
-  spec.mutable_optimizer()->set_learning_rate(0.05);
-  spec.mutable_training()->set_steps(steps);
-  spec.mutable_training()->set_batch_size(32);
-  spec.mutable_training()->set_seed(7);
   spec.mutable_training()->set_threads(threads);
   spec.mutable_monitoring()->set_validation_every(5);
   return spec;
@@ -89,7 +75,7 @@ struct Scenario {
   v1::JobState state;
 };
 
-class StatisticsThreadTest : public testing::TestWithParam<Scenario> {};
+class StatisticsThreadTest : public ::testing::TestWithParam<Scenario> {};
 
 TEST_P(StatisticsThreadTest, LeavesTheRunAsOnTheTrainingThreadAlone) {
   if (SpareThread::AvailableCpus() < 2) {
@@ -108,7 +94,8 @@ TEST_P(StatisticsThreadTest, LeavesTheRunAsOnTheTrainingThreadAlone) {
       data.set_kind(v1::SyntheticData::TEACHER_STUDENT);
       data.set_features(4);
       data.set_classes(1);
-      spec.mutable_model()->mutable_layers(2)->set_units(1);
+      v1::ModelSpec& model = *spec.mutable_model();
+      model.mutable_layers(model.layers_size() - 1)->set_units(1);
       spec.set_loss(v1::MSE);
       spec.mutable_optimizer()->set_learning_rate(1000);
     }
@@ -142,7 +129,7 @@ TEST_P(StatisticsThreadTest, LeavesTheRunAsOnTheTrainingThreadAlone) {
 
 INSTANTIATE_TEST_SUITE_P(
     Scenarios, StatisticsThreadTest,
-    testing::Values(
+    ::testing::Values(
         Scenario{"EveryStepWithHistograms", 1, true, false, false, 0,
                  v1::SUCCEEDED},
         Scenario{"EveryThirdStep", 3, false, false, false, 0, v1::SUCCEEDED},
@@ -150,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(
         Scenario{"CancelledFromTheCallback", 1, false, false, false, 11,
                  v1::CANCELLED},
         Scenario{"Diverging", 1, false, false, true, 0, v1::FAILED}),
-    [](const testing::TestParamInfo<Scenario>& info) {
+    [](const ::testing::TestParamInfo<Scenario>& info) {
       return std::string(info.param.name);
     });
 
@@ -165,10 +152,9 @@ TEST(StatisticsThreadTest, OnlyWhenTheStepLeavesAThreadOfTheBudget) {
   };
   EXPECT_TRUE(run_info(SmallSpec(5, 2)).statistics_thread());
   EXPECT_FALSE(run_info(SmallSpec(5, 1)).statistics_thread());
-  // 2-256-256-3 at batch 256: both threads run the step.
+  // 2-2048-3 at batch 256 (16 MFLOP a step): both threads run the step.
   v1::JobSpec wide = SmallSpec(5, 2);
-  wide.mutable_model()->mutable_layers(0)->set_units(256);
-  wide.mutable_model()->mutable_layers(1)->set_units(256);
+  wide.mutable_model()->mutable_layers(0)->set_units(2048);
   wide.mutable_training()->set_batch_size(256);
   const v1::RunInfo info = run_info(wide);
   EXPECT_EQ(info.threads(), 2u);
