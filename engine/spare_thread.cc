@@ -19,6 +19,8 @@ namespace {
 // Polls between clock readings: a reading costs a few tens of cycles, a
 // pause about as many, so the clock is read every few microseconds.
 constexpr int kPollsPerClock = 64;
+// Polls after which a waiting caller yields its CPU instead.
+constexpr int kPollsBeforeYield = 4096;
 
 inline void Pause() {
 #ifdef GRADWATCH_HAS_MXCSR
@@ -72,7 +74,7 @@ void SpareThread::Wait() {
     // The work is sized to finish before the caller waits: a long wait
     // means the thread was descheduled, and the caller's core is better
     // given to it.
-    if (polls >= 4096) {
+    if (polls >= kPollsBeforeYield) {
       std::this_thread::yield();
     } else {
       Pause();

@@ -72,8 +72,8 @@ class StatsCollector : public ActivationWriter {
   /// thread (SpareThread) while its own goes on: SweepGradients computes
   /// every tensor's figures into the collector's own summaries and touches
   /// nothing else (no message, no other state of the collector), so it may
-  /// run beside any other call but another sweep, FillGradients or
-  /// SweepDataset, as long as nothing writes the gradients. FillGradients
+  /// run beside any call but CollectGradients, Collect and FillGradients,
+  /// as long as nothing writes the gradients. FillGradients
   /// then writes the figures of the last sweep into `stats`, on the
   /// caller's thread, and returns the L2 norm over all gradients.
   void SweepGradients();
