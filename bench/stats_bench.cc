@@ -106,7 +106,7 @@ enum class Part { kGradientNorm, kGradientStats, kLayerStats };
 // The timed work of `part` (kGradientNorm or kGradientStats).
 double SweepGradients(TrainedModel& t, Part part) {
   if (part == Part::kGradientStats) {
-    return t.collector->CollectGradients(*t.model, &t.stats);
+    return t.collector->CollectGradients(&t.stats);
   }
   double sum = 0;
   for (const engine::ParamTensor& p : t.optimizer->tensors()) {

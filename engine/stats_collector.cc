@@ -135,12 +135,11 @@ StatsCollector::StatsCollector(const v1::MonitoringSpec& monitoring,
 void StatsCollector::Collect(const Model& model,
                              const std::vector<UpdateResult>& updates,
                              v1::StepStats* stats) {
-  CollectGradients(model, stats);
+  CollectGradients(stats);
   CollectLayers(model, updates, stats);
 }
 
-double StatsCollector::CollectGradients(const Model& /*model*/,
-                                        v1::StepStats* stats) {
+double StatsCollector::CollectGradients(v1::StepStats* stats) {
   SweepGradients();
   return FillGradients(stats);
 }

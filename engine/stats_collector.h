@@ -37,7 +37,7 @@ namespace gradwatch::engine {
 ///   model->train_net().ForwardActivating(collector);
 ///   collector.CollectActivations();
 ///   // after Backward:
-///   double grad_norm = collector.CollectGradients(*model, stats);
+///   double grad_norm = collector.CollectGradients(stats);
 ///   // ... Optimizer::Step(lr, clip_scale(grad_norm), updates) ...
 ///   collector.CollectLayers(*model, updates, stats);
 ///   // (or Collect(*model, updates, stats) after the update: both at once)
@@ -66,7 +66,7 @@ class StatsCollector : public ActivationWriter {
   /// a caller that needs it before the update (clipping) sweeps the
   /// gradients once: call it after Backward, apply the update (which does
   /// not change gradients), then call CollectLayers on the same message.
-  double CollectGradients(const Model& model, gradwatch::v1::StepStats* stats);
+  double CollectGradients(gradwatch::v1::StepStats* stats);
 
   /// CollectGradients in two halves, for a caller that sweeps on another
   /// thread (SpareThread) while its own goes on: SweepGradients computes

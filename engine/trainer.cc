@@ -291,12 +291,12 @@ v1::Summary Trainer::Run(const EventCallback& on_event,
       // sweep runs there, and this one sums the squares as on other steps.
       const bool aside = periodic && !curvature_step && s.sweeper != nullptr;
       double grad_norm = periodic && !aside
-                             ? s.collector->CollectGradients(model, stats)
+                             ? s.collector->CollectGradients(stats)
                              : GlobalGradNorm(s.optimizer->tensors());
       const bool finite = IsFinite(loss.loss) && IsFinite(grad_norm);
       const bool collect = periodic || !finite;
       if (!finite && (aside || !periodic)) {
-        grad_norm = s.collector->CollectGradients(model, stats);
+        grad_norm = s.collector->CollectGradients(stats);
         // Z, for the activation statistics: the same inputs and weights
         // give the same A, and the gradients stay.
         if (!periodic) net.Forward();

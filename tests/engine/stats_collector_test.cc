@@ -361,7 +361,7 @@ TEST(StatsCollectorTest, CollectGradientsReturnsTheGlobalNorm) {
 
   StatsCollector split(spec.monitoring(), *model);
   v1::StepStats split_stats;
-  const double norm = split.CollectGradients(*model, &split_stats);
+  const double norm = split.CollectGradients(&split_stats);
   EXPECT_GT(norm, 0.0);
   EXPECT_NEAR(norm, std::sqrt(sum_squares), 1e-6 * norm);
   EXPECT_EQ(split_stats.layers(0).params_size(), 4);
